@@ -1,0 +1,46 @@
+# Two commands for a newcomer: `make run` and `make test`. Both set up what they need first.
+PY := .venv/bin/python
+PIP := .venv/bin/pip
+STAMP := .venv/.installed
+
+.PHONY: run test setup system venv lint format bench prompts clean
+
+run: setup
+	$(PY) -m callcenter.cli init
+	$(PY) -m callcenter.cli run
+
+test: setup
+	CALLCENTER_NEED_POSTGRES=1 scripts/setup-system.sh
+	$(PY) -m pytest
+
+setup: system venv
+
+system:
+	scripts/setup-system.sh
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	touch $(STAMP)
+
+lint: venv
+	.venv/bin/ruff check callcenter tests bench
+	.venv/bin/mypy callcenter
+
+format: venv
+	.venv/bin/ruff format callcenter tests bench
+	.venv/bin/ruff check --fix callcenter tests bench
+
+bench: setup
+	$(PY) bench/answer_latency.py
+	$(PY) bench/routing.py
+	$(PY) bench/ami_ingest.py
+	$(PY) bench/reports.py
+	$(PY) bench/transcription.py
+
+clean:
+	scripts/asterisk-root.sh stop || true
+	rm -rf var .pytest_cache

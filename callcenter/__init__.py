@@ -1,0 +1,3 @@
+"""callcenter: the call-center engine for a public-utility service hotline."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,224 @@
+"""Settings: the embedded defaults, a deployment's TOML file, then the environment.
+
+Everything is validated at start; a bad value is a `ConfigError` that names the key,
+e.g. ``acd.ring_timeout_s: Input should be greater than 0``.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from callcenter.acd.settings import AcdPolicy as AcdSettings
+from callcenter.acd.settings import QueuePolicy as QueueSettings
+
+DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
+CONFIG_ENV = "CALLCENTER_CONFIG"
+
+
+class ConfigError(Exception):
+    """The settings are wrong; the message names every bad key."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HotlineSettings(Section):
+    name: str
+    number: str
+    timezone: str = "Asia/Shanghai"
+
+
+class TelephonySettings(Section):
+    ring_on_s: float = Field(gt=0)
+    ring_off_s: float = Field(ge=0)
+    answer_within_rings: int = Field(ge=1, le=10)
+    engine_answer_budget_ms: int = Field(gt=0)
+
+    @property
+    def ring_cycle_s(self) -> float:
+        return self.ring_on_s + self.ring_off_s
+
+    @property
+    def answer_within_s(self) -> float:
+        """Seconds that "answer within N rings" allows: N whole cadences (cn: 3 x 5 s = 15 s)."""
+        return self.answer_within_rings * self.ring_cycle_s
+
+
+class AmiSettings(Section):
+    host: str
+    port: int = Field(gt=0, lt=65536)
+    username: str = Field(min_length=1)
+    secret: SecretStr | None = None
+    action_timeout_s: float = Field(gt=0)
+    ping_interval_s: float = Field(gt=0)
+    ping_timeout_s: float = Field(gt=0)
+    reconnect_backoff_initial_s: float = Field(gt=0)
+    reconnect_backoff_max_s: float = Field(gt=0)
+
+
+class AsteriskSettings(Section):
+    spool_dir: str
+    agent_endpoint_prefix: str = "PJSIP/"
+    sip_bind: str = Field(pattern=r"^[0-9.]+:[0-9]{1,5}$")
+    # The carrier trunk: calls from this address are hotline calls; follow-up calls and
+    # callbacks go out to its contact.
+    trunk_match: str
+    trunk_contact: str = Field(pattern=r"^sips?:[^\s]+$")
+    # Indications: the country whose tones Asterisk plays (ring cadence from [telephony]).
+    country: str = "cn"
+
+
+class PathSettings(Section):
+    spool_dir: Path
+    asterisk_config_dir: Path
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.spool_dir / "recordings"
+
+    @property
+    def prompts_dir(self) -> Path:
+        return self.spool_dir / "prompts"
+
+
+class DatabaseSettings(Section):
+    url: str = Field(min_length=1)
+
+
+class RedisSettings(Section):
+    url: str = Field(min_length=1)
+    prefix: str = Field(min_length=1)
+
+
+class WebSettings(Section):
+    host: str
+    port: int = Field(gt=0, lt=65536)
+    secret_key: SecretStr | None = None
+    # A bearer token with the admin role for the `callcenter` command on this machine.
+    cli_token: SecretStr | None = None
+    session_ttl_s: int = Field(gt=0)
+    login_attempts_per_minute: int = Field(gt=0)
+
+
+class IvrSettings(Section):
+    menu_file: str = ""
+    voice: str = "cmn"
+    speed_wpm: int = Field(default=150, gt=40, lt=400)
+
+
+class RecordingSettings(Section):
+    enabled: bool = True
+
+
+class TranscriptionSettings(Section):
+    model_path: str = ""
+    stream: str = "transcription"
+    group: str = "workers"
+
+
+class AgentSettings(Section):
+    """An agent's phone: a PJSIP endpoint the engine rings. SIP password has no default."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    name: str = ""
+    sip_password: SecretStr
+    # A fixed address for a phone that does not register (desk phones, test phones).
+    contact: str | None = Field(default=None, pattern=r"^sips?:[^\s]+$")
+    queues: list[str] = Field(default_factory=list)
+    skills: dict[str, int] = Field(default_factory=dict)
+
+
+class UserSettings(Section):
+    """A web log-in seeded at start (password hashed before it is stored)."""
+
+    username: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    password: SecretStr
+    role: str
+    agent_id: str | None = None
+    unit: str | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CALLCENTER_", env_nested_delimiter="__", extra="forbid")
+
+    hotline: HotlineSettings
+    telephony: TelephonySettings
+    ami: AmiSettings
+    asterisk: AsteriskSettings
+    paths: PathSettings
+    database: DatabaseSettings
+    redis: RedisSettings
+    web: WebSettings
+    ivr: IvrSettings
+    acd: AcdSettings
+    recording: RecordingSettings
+    transcription: TranscriptionSettings
+    queues: list[QueueSettings]
+    agents: list[AgentSettings] = Field(default_factory=list)
+    users: list[UserSettings] = Field(default_factory=list)
+
+    @field_validator("queues")
+    @classmethod
+    def _unique_queue_names(cls, queues: list[QueueSettings]) -> list[QueueSettings]:
+        names = [q.name for q in queues]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"queue names must be unique, repeated: {', '.join(duplicates)}")
+        return queues
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the merged TOML files, which come in as init arguments.
+        return (env_settings, init_settings)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: settings file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Load and validate settings. `path` defaults to $CALLCENTER_CONFIG when set."""
+    data = _read_toml(DEFAULTS_FILE)
+    path = path or os.environ.get(CONFIG_ENV)
+    if path:
+        data = _merge(data, _read_toml(Path(path)))
+    if overrides:
+        data = _merge(data, overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(part) for part in err["loc"])
+            problems.append(f"{key}: {err['msg']}")
+        where = f" (in {path})" if path else ""
+        raise ConfigError(f"invalid settings{where}:\n  " + "\n  ".join(problems)) from None
