@@ -1,0 +1,146 @@
+"""What the engine tells the ACD: frozen events, each with `at` (monotonic seconds).
+
+Agent events come from the agent's web page and softphone; call events from the call's
+AsyncAGI session and the Dial the engine ran for a `RingAgent`; `WrapUpEnded` is a timer the
+ACD asked for with `StartTimer`; `Tick` is time passing (the engine sends one every second or
+so: widening, max wait, preferred-agent windows, announcements, callback expiry).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+RingFailure = Literal["no_answer", "busy", "unavailable", "reserved"]
+RING_FAILURES: frozenset[str] = frozenset({"no_answer", "busy", "unavailable", "reserved"})
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLoggedIn:
+    agent_id: str
+    endpoint: str                       # what Dial rings, e.g. "PJSIP/1001"
+    skills: Mapping[str, int]           # queue name -> skill level 1..10 (higher is better)
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLoggedOut:
+    agent_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPaused:
+    """Agent not ready: break, training, follow_up, meeting, ... ("elsewhere": busy on another
+    engine, mirrored). While on a call or in wrap-up the pause waits until wrap-up ends."""
+
+    agent_id: str
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReady:
+    """Agent ready for calls (from paused, or ending wrap-up early)."""
+
+    agent_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class WrapUpExtended:
+    agent_id: str
+    seconds: float
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class WrapUpEnded:
+    """The timer from `StartTimer`; `token` tells a stale timer from the current one."""
+
+    agent_id: str
+    token: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallQueued:
+    call_id: str
+    queue: str
+    at: float
+    priority: int = 0
+    category: str | None = None          # None: the queue's category
+    caller: str | None = None
+    preferred_agent: str | None = None   # repeat caller (二次投诉): who took the earlier call
+    vip: bool = False
+    # A kept-place callback re-entering its line (engine restart, taken over from a dead engine):
+    # the number to call back. `at` is then the original arrival, so the place is kept.
+    callback_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallPriorityChanged:
+    call_id: str
+    priority: int                        # the new base priority (bonuses are added on top)
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallLeft:
+    """The caller hung up or left the queue before talking to an agent."""
+
+    call_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackRequested:
+    """The caller leaves the line but keeps their place; `number` is called back (issue 3)."""
+
+    call_id: str
+    number: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRingFailed:
+    """The Dial for a `RingAgent`/`PlaceCallback` failed. "reserved": another engine holds
+    the agent (see reservation.py); the agent is then treated as paused "elsewhere"."""
+
+    call_id: str
+    agent_id: str
+    reason: RingFailure
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAnswered:
+    call_id: str
+    agent_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    """Talk between caller and agent is over (either side hung up)."""
+
+    call_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    at: float
+
+
+Event = (
+    AgentLoggedIn | AgentLoggedOut | AgentPaused | AgentReady | WrapUpExtended | WrapUpEnded
+    | CallQueued | CallPriorityChanged | CallLeft | CallbackRequested | AgentRingFailed
+    | AgentAnswered | CallEnded | Tick
+)
+
+__all__ = [
+    "RING_FAILURES", "AgentAnswered", "AgentLoggedIn", "AgentLoggedOut", "AgentPaused", "AgentReady",
+    "AgentRingFailed", "CallEnded", "CallLeft", "CallPriorityChanged", "CallQueued", "CallbackRequested",
+    "Event", "RingFailure", "Tick", "WrapUpEnded", "WrapUpExtended",
+]
