@@ -1,0 +1,1 @@
+"""Calls: the record of every call and the engine that drives calls through IVR, queue and agent."""

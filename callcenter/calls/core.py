@@ -1,0 +1,83 @@
+"""The life of one call, as a table. Pure: no I/O.
+
+Rules
+-----
+- A call arrives (the dialplan hands it to the engine), is answered by the engine, walks the
+  IVR, waits in a queue, rings agents one after another, talks to one agent, may stay for the
+  survey after the agent hangs up, and ends. A caller may hang up in any phase.
+- A ring that is not answered puts the caller back to waiting; the caller keeps their place
+  (the ACD sees to that).
+- The disposition says how the call ended, from the phase it ended in:
+  IVR → abandoned_in_ivr; waiting or ringing → abandoned_in_queue; talking or survey →
+  answered; a menu message that ends the call → message_only; a callback taken → callback.
+- Who hung up first is decided once, by the first of the two parties to leave the talk.
+- An event that does not fit the phase raises `IllegalPhase` and changes nothing.
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Phase(StrEnum):
+    ARRIVED = "arrived"
+    IVR = "ivr"
+    WAITING = "waiting"
+    RINGING = "ringing"
+    TALKING = "talking"
+    SURVEY = "survey"
+    ENDED = "ended"
+
+
+class IllegalPhase(Exception):
+    pass
+
+
+P = Phase
+# {phase: {step: next phase}}
+TRANSITIONS: dict[Phase, dict[str, Phase]] = {
+    P.ARRIVED: {"answered": P.IVR, "hangup": P.ENDED, "failed": P.ENDED},
+    P.IVR: {"queued": P.WAITING, "message_done": P.ENDED, "hangup": P.ENDED, "failed": P.ENDED},
+    P.WAITING: {"ring": P.RINGING, "callback": P.ENDED, "hangup": P.ENDED, "failed": P.ENDED,
+                "requeued": P.WAITING},
+    P.RINGING: {"agent_answered": P.TALKING, "ring_failed": P.WAITING, "hangup": P.ENDED, "failed": P.ENDED},
+    P.TALKING: {"agent_left": P.SURVEY, "hangup": P.ENDED, "failed": P.ENDED},
+    P.SURVEY: {"hangup": P.ENDED, "done": P.ENDED, "failed": P.ENDED},
+    P.ENDED: {},
+}
+
+DISPOSITION_BY_PHASE: dict[Phase, str] = {
+    P.ARRIVED: "abandoned_in_ivr",
+    P.IVR: "abandoned_in_ivr",
+    P.WAITING: "abandoned_in_queue",
+    P.RINGING: "abandoned_in_queue",
+    P.TALKING: "answered",
+    P.SURVEY: "answered",
+}
+
+
+def step(phase: Phase, what: str) -> Phase:
+    try:
+        return TRANSITIONS[phase][what]
+    except KeyError:
+        raise IllegalPhase(f"'{what}' does not fit a call in phase '{phase}'") from None
+
+
+def disposition(phase_before_end: Phase, how: str) -> str:
+    """How a call ended, from the last phase it was in and what ended it."""
+    if how == "failed":
+        return "failed"
+    if how == "message_done":
+        return "message_only"
+    if how == "callback":
+        return "callback"
+    return DISPOSITION_BY_PHASE.get(phase_before_end, "failed")
+
+
+RING_FAILURES = {"NOANSWER": "no_answer", "BUSY": "busy", "CHANUNAVAIL": "unavailable",
+                 "CONGESTION": "unavailable", "CANCEL": "no_answer", "DONTCALL": "unavailable",
+                 "TORTURE": "unavailable", "INVALIDARGS": "unavailable", "": "no_answer"}
+
+
+def ring_failure(dial_status: str) -> str:
+    """The ACD's reason for a ring that was not answered, from Asterisk's DIALSTATUS."""
+    return RING_FAILURES.get(dial_status.upper(), "unavailable")

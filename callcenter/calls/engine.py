@@ -1,0 +1,392 @@
+"""The engine: the one place that turns Asterisk's events into decisions and decisions into actions.
+
+    Asterisk ─AMI─▶ AmiConnection ─(events, per call in order)─▶ Engine.handle_event
+        AsyncAGIStart ─▶ a CallSession runs the call's script (IVR, queue, agent, survey)
+        DialBegin/DialEnd/Hangup/DTMFEnd ─▶ the call's session
+    CallSession ─(ACD events)─▶ Engine.feed_acd ─▶ Acd.handle (pure) ─▶ commands ─▶ sessions,
+        timers, live state
+
+`EVENT_HANDLERS` lists every Asterisk event the engine listens to and its handler. Timers
+are injected (`clock.call_later`); the ACD re-checks its state when they fire.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import zoneinfo
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.acd import commands as acd_cmd
+from callcenter.acd import events as acd_ev
+from callcenter.acd.core import Acd
+from callcenter.acd.errors import AcdError
+from callcenter.acd.live import LiveState
+from callcenter.acd.settings import RoutingPolicy
+from callcenter.ami import events as ami_ev
+from callcenter.ami.connection import AmiConnection
+from callcenter.ami.dispatch import TaskSupervisor
+from callcenter.ami.fields import clean_caller_name, clean_caller_number
+from callcenter.ami.gateway import AmiGateway
+from callcenter.calls.session import CallSession
+from callcenter.calls.store import CallStore
+from callcenter.clock import Clock, SystemClock
+from callcenter.config import Settings
+from callcenter.ivr.model import Menu
+
+log = logging.getLogger(__name__)
+
+TICK_S = 1.0
+
+
+class CallHooks(Protocol):
+    """What other domains do when a call ends (work order draft, transcription job)."""
+
+    async def call_closed(self, call_id: str) -> None: ...
+    async def recording_finalised(self, call_id: str, wav_path: Path) -> None: ...
+
+
+class Engine:
+    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], menu: Menu, *,
+                 clock: Clock | None = None, connection: AmiConnection | None = None,
+                 live: LiveState | None = None, hooks: list[CallHooks] | None = None,
+                 notices: Callable[[str], Awaitable[Any]] | None = None, engine_id: str | None = None) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.timezone = zoneinfo.ZoneInfo(settings.hotline.timezone)
+        self.engine_id = engine_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.menu = menu
+        self.store = CallStore(sessionmaker)
+        self.policy = RoutingPolicy.from_settings(settings)
+        self.acd = Acd(self.policy)
+        self.live = live
+        self.hooks = list(hooks or [])
+        self._notices = notices
+        self.tasks = TaskSupervisor()
+        self.connection = connection or AmiConnection(settings.ami, self.handle_event, on_connect=self._on_connect)
+        self.gateway = AmiGateway(self.connection)
+        self.sessions: dict[str, CallSession] = {}          # by call id
+        self._by_channel: dict[str, CallSession] = {}       # caller's and agents' channels
+        self._session_tasks: dict[str, asyncio.Task[Any]] = {}
+        # When each inbound channel appeared (the INVITE), until its AsyncAGIStart.
+        self._arrivals: dict[str, tuple[Any, float]] = {}
+        self._ticker: asyncio.Task[None] | None = None
+        self._stopped = False
+        self._timers: set[Any] = set()
+        self.calls_closed = 0
+        # Calls the hotline places, by purpose (the dialplan's agi_arg_1): followup, callback.
+        self.outbound_handlers: dict[str, Callable[[ami_ev.AsyncAGIStart], Awaitable[None]]] = {}
+        self._originations: dict[str, asyncio.Future[ami_ev.OriginateResponse]] = {}
+        # Plain functions that see every Asterisk event first (metrics, tests); never awaited.
+        self.observers: list[Callable[[ami_ev.Event], None]] = []
+        self.event_handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
+            ami_ev.Newchannel: self._new_channel,
+            ami_ev.Newstate: self._new_state,
+            ami_ev.AsyncAGIStart: self._agi_start,
+            ami_ev.DialBegin: self._dial_begin,
+            ami_ev.DialEnd: self._dial_end,
+            ami_ev.Hangup: self._hangup,
+            ami_ev.OriginateResponse: self._originate_response,
+            ami_ev.Reconnected: self._reconnected,
+            ami_ev.Disconnected: self._disconnected,
+        }
+
+    # ------------------------------------------------------------------ life
+
+    async def start(self, wait_s: float = 10.0) -> None:
+        await self.connection.start()
+        await self.connection.wait_connected(wait_s)
+        self._ticker = self.tasks.spawn(self._tick_loop(), name="acd-ticker")
+        log.info("engine %s started", self.engine_id)
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        for timer in list(self._timers):
+            timer.cancel()
+        for task in list(self._session_tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self._session_tasks.values(), return_exceptions=True)
+        await self.tasks.close()
+        await self.connection.close()
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            await self.feed_acd(acd_ev.Tick(at=self.clock.monotonic()))
+            if self.live is not None:
+                self.tasks.spawn(self.live.heartbeat(self.clock.now()), name="live-heartbeat")
+
+    async def _on_connect(self, connection: AmiConnection) -> None:
+        log.info("AMI connected to %s:%s", connection.settings.host, connection.settings.port)
+
+    # ------------------------------------------------------------------ Asterisk events
+
+    async def handle_event(self, event: ami_ev.Event) -> None:
+        for observe in self.observers:
+            observe(event)
+        handler = self.event_handlers.get(type(event))
+        if handler is not None:
+            await handler(event)
+
+    async def _new_channel(self, event: ami_ev.Newchannel) -> None:
+        if event.context == "from-trunk":
+            if len(self._arrivals) > 10_000:   # channels that never reached the engine
+                self._arrivals.clear()
+            self._arrivals[event.channel] = (self.clock.now(), self.clock.monotonic())
+
+    async def _new_state(self, event: ami_ev.Newstate) -> None:
+        if event.state in ("6", "Up"):
+            session = self._by_channel.get(event.channel)
+            if session is not None and event.channel == session.channel:
+                await session.on_up()
+
+    async def _agi_start(self, event: ami_ev.AsyncAGIStart) -> None:
+        kind = event.env.get("agi_arg_1", "")
+        arrived_at, arrived_mono = self._arrivals.pop(event.channel, (self.clock.now(), self.clock.monotonic()))
+        if kind != "inbound":
+            await self.outbound_answered(kind, event)
+            return
+        session = CallSession(
+            engine=self, channel=event.channel, uniqueid=event.uniqueid, linkedid=event.linkedid or event.uniqueid,
+            caller_number=clean_caller_number(event.caller_number), caller_name=clean_caller_name(event.caller_name),
+            dialled_number=clean_caller_number(event.extension or event.dnid), arrived_at=arrived_at,
+            arrived_mono=arrived_mono,
+        )
+        self.sessions[session.call_id] = session
+        self._by_channel[event.channel] = session
+        self._session_tasks[session.call_id] = self.tasks.spawn(session.run(), name=f"call-{session.call_id}")
+        log.info("call=%s arrived channel=%s caller=%s", session.call_id, event.channel, session.caller_number)
+
+    async def outbound_answered(self, kind: str, event: ami_ev.AsyncAGIStart) -> None:
+        """An originated call (follow-up, callback) was answered; its domain takes it."""
+        handler = self.outbound_handlers.get(kind)
+        if handler is None:
+            log.warning("AsyncAGI for unknown purpose %r on %s: hanging up", kind, event.channel)
+            await self.gateway.hangup(event.channel)
+            return
+        self.tasks.spawn(handler(event), name=f"{kind}-{event.channel}")
+
+    async def originate(self, endpoint: str, *, timeout_s: int, **fields: Any) -> ami_ev.OriginateResponse | None:
+        """Place a call and wait for Asterisk's verdict (answered or not); None if it never came."""
+        action_id = await self.gateway.originate(endpoint, timeout_s=timeout_s, **fields)
+        future = self._originations[action_id] = asyncio.get_running_loop().create_future()
+        try:
+            return await asyncio.wait_for(future, timeout_s + 10)
+        except TimeoutError:
+            return None
+        finally:
+            self._originations.pop(action_id, None)
+
+    async def _originate_response(self, event: ami_ev.OriginateResponse) -> None:
+        future = self._originations.get(event.action_id)
+        if future is not None and not future.done():
+            future.set_result(event)
+
+    async def _dial_begin(self, event: ami_ev.DialBegin) -> None:
+        session = self._by_channel.get(event.channel)
+        if session is not None:
+            await session.on_dial_begin(event.dest_channel)
+
+    async def _dial_end(self, event: ami_ev.DialEnd) -> None:
+        session = self._by_channel.get(event.channel)
+        if session is not None:
+            await session.on_dial_end(event.dest_channel, event.dial_status)
+
+    async def _hangup(self, event: ami_ev.Hangup) -> None:
+        session = self._by_channel.get(event.channel)
+        if session is not None:
+            await session.on_hangup(event.channel)
+            if event.channel != session.channel:
+                self._by_channel.pop(event.channel, None)
+
+    async def _disconnected(self, event: ami_ev.Disconnected) -> None:
+        log.warning("AMI disconnected (%s); %d calls in progress", event.reason, len(self.sessions))
+
+    async def _reconnected(self, event: ami_ev.Reconnected) -> None:
+        """Rebuild from Asterisk's snapshot: calls whose channel is gone ended while we were away."""
+        try:
+            channels = {c.channel for c in await self.connection.snapshot()}
+        except Exception as exc:  # noqa: BLE001 - logged; the next reconnect tries again
+            log.error("snapshot after reconnect failed: %s", exc)
+            return
+        gone = [s for s in list(self.sessions.values()) if s.channel not in channels]
+        log.info("AMI back after %.1f s: %d calls live, %d ended meanwhile", event.downtime_s,
+                 len(self.sessions) - len(gone), len(gone))
+        for session in gone:
+            await session.on_gone_during_outage()
+
+    # ------------------------------------------------------------------ sessions
+
+    def track_channel(self, channel: str, session: CallSession) -> None:
+        self._by_channel[channel] = session
+
+    def task_of(self, session: CallSession) -> asyncio.Task[Any] | None:
+        return self._session_tasks.get(session.call_id)
+
+    async def call_closed(self, session: CallSession) -> None:
+        self.sessions.pop(session.call_id, None)
+        self._session_tasks.pop(session.call_id, None)
+        for channel in [c for c, s in self._by_channel.items() if s is session]:
+            del self._by_channel[channel]
+        self.calls_closed += 1
+        for hook in self.hooks:
+            self.tasks.spawn(hook.call_closed(session.call_id), name=f"hook-{session.call_id}")
+
+    async def recording_finalised(self, call_id: str, wav_path: Path) -> None:
+        for hook in self.hooks:
+            self.tasks.spawn(hook.recording_finalised(call_id, wav_path), name=f"recording-{call_id}")
+
+    async def notice_for(self, caller_number: str) -> Any:
+        if self._notices is None:
+            return None
+        try:
+            return await self._notices(caller_number)
+        except Exception as exc:  # noqa: BLE001 - a broken notice lookup never stops a call
+            log.error("outage notice lookup for %s failed: %s", caller_number, exc)
+            return None
+
+    async def preferred_agent_for(self, caller_number: str) -> str | None:
+        """首问负责制: a caller who talked to an agent before is offered to them first."""
+        if not caller_number:
+            return None
+        try:
+            agent = await self.store.last_agent_for(caller_number)
+        except Exception as exc:  # noqa: BLE001
+            log.error("last agent lookup for %s failed: %s", caller_number, exc)
+            return None
+        if agent is None:
+            return None
+        try:
+            self.acd.agent(agent)
+        except AcdError:
+            return None
+        return agent
+
+    # ------------------------------------------------------------------ the ACD
+
+    async def feed_acd(self, event: Any) -> None:
+        try:
+            commands = self.acd.handle(event)
+        except AcdError as exc:
+            log.error("ACD refused %s: %s", type(event).__name__, exc)
+            return
+        self._carry_out_all(commands)
+
+    def _carry_out_all(self, commands: list[Any]) -> None:
+        for command in commands:
+            self._carry_out(command)
+        if self.live is not None and commands:
+            self.tasks.spawn(self.live.publish_changes(commands, self.acd, self.clock.now(), self.clock.monotonic()),
+                             name="live-publish")
+
+    def _carry_out(self, command: Any) -> None:
+        if isinstance(command, acd_cmd.RingAgent):
+            session = self.sessions.get(command.call_id)
+            if session is None:
+                self.tasks.spawn(self.feed_acd(acd_ev.AgentRingFailed(
+                    call_id=command.call_id, agent_id=command.agent_id, reason="unavailable",
+                    at=self.clock.monotonic())), name="ring-no-session")
+                return
+            session.inbox.put_nowait(command)
+            if self.live is not None:
+                self.tasks.spawn(self._screen_pop(command.agent_id, session), name=f"screen-pop-{command.agent_id}")
+        elif isinstance(command, acd_cmd.StartTimer):
+            event = command.event
+            handle = self.clock.call_later(command.delay_s, self._timer_fired, event)
+            self._timers.add(handle)
+        elif isinstance(command, acd_cmd.OfferCallback | acd_cmd.AnnouncePosition | acd_cmd.Overflow):
+            session = self.sessions.get(command.call_id)
+            if session is not None:
+                session.inbox.put_nowait(command)
+        elif isinstance(command, acd_cmd.CallbackExpired):
+            log.warning("call=%s callback to %s expired before an agent was free", command.call_id, command.number)
+        elif isinstance(command, acd_cmd.AgentStateChanged):
+            log.info("agent=%s state=%s reason=%s call=%s", command.agent_id, command.state, command.reason,
+                     command.call_id)
+        elif isinstance(command, acd_cmd.CallStateChanged):
+            pass   # published to the live state with the whole batch
+        else:
+            self.extra_command(command)
+
+    async def _screen_pop(self, agent_id: str, session: CallSession) -> None:
+        """Who is calling and their last calls, to the agent whose phone rings now."""
+        assert self.live is not None
+        data = {"call_id": session.call_id, "caller": session.caller_number, "name": session.caller_name,
+                "queue": session.queue, "category": session.category,
+                "last_calls": await self.store.last_calls(session.caller_number, exclude=session.call_id)}
+        for hook in self.hooks:
+            extra = getattr(hook, "screen_pop", None)
+            if extra is not None:
+                data.update(await extra(session.caller_number))
+        await self.live.publish_screen_pop(agent_id, data)
+
+    def extra_command(self, command: Any) -> None:
+        """Commands of the ACD's deeper features (announcements, overflow, callbacks)."""
+        log.info("ACD command not carried out by this engine: %r", command)
+
+    def _timer_fired(self, event: Any) -> None:
+        self._timers = {t for t in self._timers if not getattr(t, "cancelled", lambda: False)()}
+        self.tasks.spawn(self.feed_acd(event), name="acd-timer")
+
+    # ------------------------------------------------------------------ agents (CLI and HTTP)
+
+    def _agent_settings(self, agent_id: str) -> Any:
+        for agent in self.settings.agents:
+            if agent.id == agent_id:
+                return agent
+        raise LookupError(f"unknown agent {agent_id!r}: not in the settings' [[agents]]")
+
+    async def _acd_agent(self, event: Any) -> None:
+        try:
+            commands = self.acd.handle(event)
+        except AcdError as exc:
+            raise ValueError(str(exc)) from exc
+        self._carry_out_all(commands)
+
+    async def login(self, agent_id: str, endpoint: str | None = None, queues: list[str] | None = None) -> None:
+        """Log an agent in, on their configured queues or on `queues` for this shift."""
+        agent = self._agent_settings(agent_id)
+        names = queues or agent.queues or [q.name for q in self.settings.queues]
+        skills = {q: agent.skills.get(q, 1) for q in names}
+        endpoint = endpoint or f"{self.settings.asterisk.agent_endpoint_prefix}{agent_id}"
+        await self._acd_agent(acd_ev.AgentLoggedIn(agent_id=agent_id, endpoint=endpoint, skills=skills,
+                                                   at=self.clock.monotonic()))
+
+    async def logout(self, agent_id: str) -> None:
+        self._agent_settings(agent_id)
+        await self._acd_agent(acd_ev.AgentLoggedOut(agent_id=agent_id, at=self.clock.monotonic()))
+
+    async def pause(self, agent_id: str, reason: str) -> None:
+        self._agent_settings(agent_id)
+        await self._acd_agent(acd_ev.AgentPaused(agent_id=agent_id, reason=reason, at=self.clock.monotonic()))
+
+    async def ready(self, agent_id: str) -> None:
+        self._agent_settings(agent_id)
+        await self._acd_agent(acd_ev.AgentReady(agent_id=agent_id, at=self.clock.monotonic()))
+
+    async def extend_wrapup(self, agent_id: str, seconds: float) -> None:
+        self._agent_settings(agent_id)
+        await self._acd_agent(acd_ev.WrapUpExtended(agent_id=agent_id, seconds=seconds, at=self.clock.monotonic()))
+
+    async def agents(self) -> list[dict[str, Any]]:
+        now = self.clock.monotonic()
+        known = {a.agent_id: a for a in self.acd.agents()}
+        out = []
+        for agent in self.settings.agents:
+            view = known.get(agent.id)
+            out.append({
+                "id": agent.id, "name": agent.name,
+                "state": view.state.value if view else "logged_out",
+                "reason": view.reason if view else None,
+                "call_id": view.call_id if view else None,
+                "in_state_s": round(now - view.since, 1) if view else None,
+                "calls_taken": view.calls_taken if view else 0,
+            })
+        return out

@@ -1,0 +1,417 @@
+"""One caller's call, from the engine's answer to the record closed.
+
+`CallSession.run()` is the call's script: answer, the IVR menu, waiting in the queue with
+music on hold, ringing agents as the ACD says, the talk (recorded), the survey, the end. It
+drives the caller's channel through AsyncAGI, one command at a time. What Asterisk tells
+about the call meanwhile (an agent answered, who hung up, keys pressed while waiting) comes
+in through the `on_*` methods, which the engine calls in the call's event order.
+
+The decisions are elsewhere and pure: the IVR stepper (ivr/flow.py), the ACD (acd/core.py)
+and the phase table (calls/core.py). This module only carries them out and writes down what
+happened.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from callcenter.acd import commands as acd_cmd
+from callcenter.acd import events as acd_ev
+from callcenter.ami.errors import AmiError, AmiUnavailable, ChannelGone
+from callcenter.calls.core import Phase, disposition, ring_failure, step
+from callcenter.ivr.flow import Hangup as IvrHangup
+from callcenter.ivr.flow import IvrFlow, PlayAndCollect, PlayMessage, RouteToQueue
+from callcenter.ivr.prompts import announcement_prompts
+from callcenter.recording.finalize import RecordingError, finalise, recording_path
+
+if TYPE_CHECKING:
+    from callcenter.calls.engine import Engine
+
+log = logging.getLogger(__name__)
+
+SURVEY_TIMEOUT_MS = 6000
+CALLBACK_KEY = "1"
+
+
+@dataclass
+class Ring:
+    """What the session is doing about one RingAgent from the ACD."""
+
+    command: acd_cmd.RingAgent
+    attempt_id: int | None = None
+    dest_channel: str | None = None
+    status: str | None = None
+
+
+@dataclass
+class CallSession:
+    engine: Engine
+    channel: str
+    uniqueid: str
+    linkedid: str
+    caller_number: str
+    caller_name: str
+    dialled_number: str
+    arrived_at: datetime
+    arrived_mono: float
+    call_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    phase: Phase = Phase.ARRIVED
+    queue: str | None = None
+    category: str | None = None
+    agent_id: str | None = None
+    agent_channel: str | None = None
+    hangup_first: str | None = None
+    # What the ACD says about this caller while they wait: RingAgent, OfferCallback,
+    # AnnouncePosition, Overflow — carried out in order by the waiting loop.
+    inbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    ring: Ring | None = None
+    raw_recording: Path | None = None
+    hung_up: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    end_how: str | None = None
+    survey_score: int | None = None
+    announcements: int = 0
+    answered_mono: float | None = None
+    opened: asyncio.Event = field(default_factory=asyncio.Event)   # the record exists
+    _closing: bool = False
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def log_extra(self) -> str:
+        return f"call={self.call_id} channel={self.channel}"
+
+    def _move(self, what: str) -> None:
+        before = self.phase
+        self.phase = step(self.phase, what)
+        log.debug("%s phase %s -%s-> %s", self.log_extra, before, what, self.phase)
+
+    def _prompt(self, prompt_id: str) -> str:
+        return f"{self.engine.settings.asterisk.spool_dir}/prompts/{prompt_id}"
+
+    async def _feed(self, event: Any) -> None:
+        await self.engine.feed_acd(event)
+
+    # ------------------------------------------------------------------ the script
+
+    async def run(self) -> None:
+        gw = self.engine.gateway
+        try:
+            answer = asyncio.ensure_future(gw.answer(self.channel))   # first: the caller hears us at once
+            try:
+                await self.engine.store.open(
+                    id=self.call_id, uniqueid=self.uniqueid, linkedid=self.linkedid, channel=self.channel,
+                    engine_id=self.engine.engine_id, caller_number=self.caller_number,
+                    caller_name=self.caller_name, dialled_number=self.dialled_number, arrived_at=self.arrived_at,
+                )
+            finally:
+                self.opened.set()
+            await answer
+            self._move("answered")
+            await gw.exec_app(self.channel, "StopPlaytones", timeout=5)
+            route = await self._ivr()
+            if route is None:
+                return
+            await self._queue(route)
+        except (ChannelGone, AmiUnavailable) as exc:
+            if isinstance(exc, AmiUnavailable):
+                await self._await_fate()
+            log.info("%s left in phase %s (%s)", self.log_extra, self.phase, type(exc).__name__)
+        except AmiError as exc:
+            log.error("%s AMI error in phase %s: %s", self.log_extra, self.phase, exc)
+            self.end_how = self.end_how or "failed"
+            with contextlib.suppress(AmiError):
+                await gw.hangup(self.channel)
+        except asyncio.CancelledError:
+            self.end_how = self.end_how or "failed"
+            raise
+        finally:
+            if not self.hung_up.is_set():
+                # The script is done but the channel may still be up: wait for the hangup
+                # (bounded) so the record closes with the truth.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.hung_up.wait(), 10)
+            await self.close()
+
+    async def _await_fate(self) -> None:
+        """AMI went away mid-command: wait for it to come back and for the call to end."""
+        await self.hung_up.wait()
+
+    async def _ivr(self) -> RouteToQueue | None:
+        gw = self.engine.gateway
+        notice = await self.engine.notice_for(self.caller_number)
+        flow = IvrFlow(self.engine.menu, notice) if notice is not None else IvrFlow(self.engine.menu)
+        action = flow.start()
+        try:
+            while True:
+                if isinstance(action, PlayAndCollect):
+                    digit = await gw.get_data(self.channel, self._prompt(action.prompt), int(action.timeout_s * 1000), 1)
+                    action = flow.on_digit(digit or None)
+                elif isinstance(action, PlayMessage):
+                    await gw.stream_file(self.channel, self._prompt(action.prompt))
+                    action = flow.on_played()
+                elif isinstance(action, RouteToQueue):
+                    return action
+                elif isinstance(action, IvrHangup):
+                    self.end_how = "message_done"
+                    await gw.hangup(self.channel)
+                    return None
+                else:  # pragma: no cover - the flow returns only the four kinds
+                    raise TypeError(f"unknown IVR action {action!r}")
+        finally:
+            self.engine.tasks.spawn(
+                self.engine.store.update(self.call_id, ivr_path=list(flow.path), ivr_choice=flow.choice),
+                name=f"ivr-path-{self.call_id}",
+            )
+
+    async def _queue(self, route: RouteToQueue) -> None:
+        gw = self.engine.gateway
+        self.queue, self.category = route.queue, route.category
+        self._move("queued")
+        preferred = await self.engine.preferred_agent_for(self.caller_number)
+        await self.engine.store.update(self.call_id, queue=self.queue, category=self.category,
+                                       queued_at=self.engine.clock.now())
+        await gw.start_moh(self.channel)
+        await self._feed(acd_ev.CallQueued(
+            call_id=self.call_id, queue=route.queue, at=self.engine.clock.monotonic(),
+            category=route.category, caller=self.caller_number, preferred_agent=preferred,
+        ))
+        while True:
+            command = await self.inbox.get()
+            if isinstance(command, acd_cmd.RingAgent):
+                if await self._ring(command):
+                    return
+            elif isinstance(command, acd_cmd.OfferCallback):
+                if await self._offer_callback(command):
+                    return
+            elif isinstance(command, acd_cmd.AnnouncePosition):
+                await self._announce(command)
+            elif isinstance(command, acd_cmd.Overflow):
+                log.info("%s overflows from %s to %s", self.log_extra, command.from_queue, command.to_queue)
+                self.queue = command.to_queue
+                await self.engine.store.update(self.call_id, queue=command.to_queue)
+
+    async def _announce(self, command: acd_cmd.AnnouncePosition) -> None:
+        """The caller's place and expected wait, between stretches of music."""
+        gw = self.engine.gateway
+        await gw.stop_moh(self.channel)
+        for prompt in announcement_prompts(command.position, command.estimated_wait_s):
+            await gw.stream_file(self.channel, self._prompt(prompt))
+        await gw.start_moh(self.channel)
+        self.announcements += 1
+
+    async def _offer_callback(self, offer: acd_cmd.OfferCallback) -> bool:
+        """No agent can take the call now: offer to call back, keeping the caller's place."""
+        gw = self.engine.gateway
+        log.info("%s callback offered (%s)", self.log_extra, offer.why)
+        await gw.stop_moh(self.channel)
+        digit = await gw.get_data(self.channel, self._prompt("callback_offer"), 5000, 1)
+        log.info("%s callback offer answered with %r", self.log_extra, digit)
+        if digit == CALLBACK_KEY:
+            await self._feed(acd_ev.CallbackRequested(call_id=self.call_id, number=self.caller_number,
+                                                      at=self.engine.clock.monotonic()))
+            self.end_how = "callback"
+            await gw.stream_file(self.channel, self._prompt("callback_thanks"))
+            await gw.hangup(self.channel)
+            return True
+        await gw.start_moh(self.channel)
+        return False
+
+    async def _ring(self, command: acd_cmd.RingAgent) -> bool:
+        """Ring one agent (the call keeps its place if they don't answer). True when the call is over."""
+        gw = self.engine.gateway
+        self.ring = Ring(command)
+        self._move("ring")
+        self.ring.attempt_id = await self.engine.store.add_attempt(self.call_id, command.agent_id, self.engine.clock.now())
+        await gw.stop_moh(self.channel)
+        # g: the caller stays with us when the agent hangs up (for the survey);
+        # m: music on hold while the agent's phone rings.
+        try:
+            result = await gw.dial(self.channel, command.endpoint, int(command.timeout_s), "gm")
+        except AmiUnavailable:
+            await self._after_lost_dial()
+            return True
+        if result.result == "-1":
+            # Dial ends with -1 when the caller's side hangs up (Asterisk reports the agent's
+            # leg hanging up before the caller's own channel, so the order of Hangup events
+            # cannot tell who left first; Dial's result can).
+            if self.phase is Phase.TALKING and self.hangup_first is None:
+                self.hangup_first = "caller"
+            await self.hung_up.wait()
+            return True
+        if self.phase is Phase.RINGING:
+            # Not answered: back to waiting, same place.
+            status = self.ring.status or "NOANSWER"
+            await self._ring_failed(status)
+            await gw.start_moh(self.channel)
+            return False
+        # The talk is over and the caller is still here: the agent hung up first.
+        await self._agent_left()
+        await self._survey()
+        return True
+
+    async def _after_lost_dial(self) -> None:
+        """The AMI link dropped while Dial ran: the call goes on in Asterisk; follow its events."""
+        log.warning("%s AMI lost during the dial; following the call by its events", self.log_extra)
+        await self.hung_up.wait()
+
+    async def _ring_failed(self, status: str) -> None:
+        ring = self.ring
+        assert ring is not None
+        self._move("ring_failed")
+        self.ring = None
+        await self.engine.store.end_attempt(self.call_id, ring.attempt_id, ring_failure(status), self.engine.clock.now())
+        await self._feed(acd_ev.AgentRingFailed(call_id=self.call_id, agent_id=ring.command.agent_id,
+                                                reason=ring_failure(status), at=self.engine.clock.monotonic()))  # type: ignore[arg-type]
+
+    async def _agent_left(self) -> None:
+        if self.phase is not Phase.TALKING:
+            return
+        if self.hangup_first is None:
+            self.hangup_first = "agent"
+        self._move("agent_left")
+        await self._stop_recording()
+        await self._feed(acd_ev.CallEnded(call_id=self.call_id, at=self.engine.clock.monotonic()))
+
+    async def _survey(self) -> None:
+        """The caller rates the service (1-5) after the agent hangs up."""
+        gw = self.engine.gateway
+        digit = await gw.get_data(self.channel, self._prompt("survey_question"), SURVEY_TIMEOUT_MS, 1)
+        if digit and digit in "12345":
+            self.survey_score = int(digit)
+            await self.engine.store.update(self.call_id, survey_score=self.survey_score)
+            await gw.stream_file(self.channel, self._prompt("survey_thanks"))
+        self.end_how = "done"
+        await gw.hangup(self.channel)
+
+    # ------------------------------------------------------------------ recording
+
+    async def _start_recording(self) -> None:
+        if not self.engine.settings.recording.enabled:
+            return
+        name = f"{self.call_id}.raw"
+        self.raw_recording = self.engine.settings.paths.recordings_dir / "incoming" / name
+        self.raw_recording.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            await self.engine.gateway.mixmonitor(
+                self.channel, f"{self.engine.settings.asterisk.spool_dir}/recordings/incoming/{name}", "D")
+        except AmiError as exc:
+            log.error("%s recording did not start: %s", self.log_extra, exc)
+            self.raw_recording = None
+
+    async def _stop_recording(self) -> None:
+        if self.raw_recording is None:
+            return
+        with contextlib.suppress(AmiError):
+            await self.engine.gateway.stop_mixmonitor(self.channel)
+
+    async def _finalise_recording(self) -> None:
+        raw = self.raw_recording
+        if raw is None:
+            return
+        day = self.arrived_at.astimezone(self.engine.timezone).strftime("%Y-%m-%d")
+        target = recording_path(self.engine.settings.paths.recordings_dir, self.call_id, day)
+        # MixMonitor closes its file when the channel is gone; wait for it briefly.
+        for _ in range(50):
+            if raw.exists():
+                break
+            await asyncio.sleep(0.1)
+        try:
+            done = await asyncio.to_thread(finalise, raw, target)
+        except RecordingError as exc:
+            log.error("%s %s", self.log_extra, exc)
+            return
+        await self.engine.store.update(self.call_id, recording_path=str(done.path), recording_sha256=done.sha256,
+                                       recording_duration_s=done.duration_s)
+        await self.engine.recording_finalised(self.call_id, done.path)
+
+    # ------------------------------------------------------------------ events from Asterisk
+
+    async def on_up(self) -> None:
+        """The caller's channel is answered (Asterisk sent 200 OK): the engine's answer time."""
+        if self.answered_mono is not None:
+            return
+        self.answered_mono = self.engine.clock.monotonic()
+        await self.opened.wait()
+        await self.engine.store.update(
+            self.call_id, engine_answered_at=self.engine.clock.now(),
+            answer_latency_ms=round((self.answered_mono - self.arrived_mono) * 1000, 3),
+        )
+
+    async def on_dial_begin(self, dest_channel: str) -> None:
+        if self.ring is not None:
+            self.ring.dest_channel = dest_channel
+            self.engine.track_channel(dest_channel, self)
+
+    async def on_dial_end(self, dest_channel: str, status: str) -> None:
+        ring = self.ring
+        if ring is None or self.phase is not Phase.RINGING:
+            return
+        ring.status = status
+        if status.upper() != "ANSWER":
+            return   # the run() script sees Dial return and handles the failed ring
+        self.agent_id, self.agent_channel = ring.command.agent_id, dest_channel
+        self._move("agent_answered")
+        now = self.engine.clock.now()
+        await self._start_recording()
+        await self._feed(acd_ev.AgentAnswered(call_id=self.call_id, agent_id=ring.command.agent_id,
+                                              at=self.engine.clock.monotonic()))
+        await self.engine.store.end_attempt(self.call_id, ring.attempt_id, "answered", now)
+        await self.engine.store.update(self.call_id, agent_id=self.agent_id, agent_answered_at=now)
+
+    async def on_hangup(self, channel: str) -> None:
+        if channel == self.channel:
+            if self.phase is Phase.TALKING and self.hangup_first is None:
+                self.hangup_first = "caller"
+            self.hung_up.set()
+            self.engine.tasks.spawn(self._caller_gone(), name=f"caller-gone-{self.call_id}")
+
+    async def _caller_gone(self) -> None:
+        """The caller's channel is gone: wake the script if it waits on anything."""
+        if self.phase in (Phase.WAITING,):
+            # Waiting without a pending AGI command: nothing else would wake the script.
+            self.end_how = self.end_how or "hangup"
+            if self.engine.task_of(self) is not None:
+                self.engine.task_of(self).cancel()  # type: ignore[union-attr]
+
+    async def on_gone_during_outage(self) -> None:
+        """The channel was not in Asterisk's snapshot after the AMI link came back."""
+        if self.phase is Phase.TALKING and self.hangup_first is None:
+            self.hangup_first = None   # unknown: nobody saw who left first
+        self.hung_up.set()
+        task = self.engine.task_of(self)
+        if task is not None and self.phase is Phase.WAITING:
+            task.cancel()
+
+    # ------------------------------------------------------------------ the end
+
+    async def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        phase = self.phase
+        how = self.end_how or "hangup"
+        if phase is Phase.TALKING:
+            await self._feed(acd_ev.CallEnded(call_id=self.call_id, at=self.engine.clock.monotonic()))
+        elif phase is Phase.RINGING and self.ring is not None:
+            await self.engine.store.end_attempt(self.call_id, self.ring.attempt_id, "cancelled", self.engine.clock.now())
+            await self._feed(acd_ev.CallLeft(call_id=self.call_id, at=self.engine.clock.monotonic()))
+        elif phase is Phase.WAITING and how != "callback":
+            await self._feed(acd_ev.CallLeft(call_id=self.call_id, at=self.engine.clock.monotonic()))
+        result = disposition(phase, how)
+        if phase is not Phase.ENDED:
+            self.phase = Phase.ENDED
+        await self._finalise_recording()
+        await self.engine.store.update(
+            self.call_id, ended_at=self.engine.clock.now(), disposition=result, hangup_first=self.hangup_first,
+            closed=True,
+        )
+        log.info("%s ended: %s (hangup first: %s)", self.log_extra, result, self.hangup_first)
+        self.ended.set()
+        await self.engine.call_closed(self)
