@@ -1,0 +1,84 @@
+"""Agent state over HTTP: log in, log out, pause with a reason, ready, extend wrap-up.
+An agent acts only for themself; supervisors and admins for anyone."""
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from callcenter.web import access
+from callcenter.web.auth import json_error
+from callcenter.web.keys import AGENT_CONTROL
+
+PAUSE_REASONS = ("break", "training", "follow_up", "meeting", "after_call_work", "other")
+
+
+def _agent_id(request: web.Request) -> str:
+    agent_id = request.match_info["agent_id"]
+    user = access.current_user(request)
+    if user.role == access.AGENT and user.agent_id != agent_id:
+        raise web.HTTPForbidden(text='{"error": "agents act only for themselves"}', content_type="application/json")
+    return agent_id
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        data = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text='{"error": "body is not JSON"}', content_type="application/json") from None
+    return data if isinstance(data, dict) else {}
+
+
+async def _act(request: web.Request, action: str) -> web.Response:
+    agent_id = _agent_id(request)
+    control = request.app.get(AGENT_CONTROL)
+    if control is None:
+        return json_error(409, "no engine runs in this process")
+    body = await _body(request)
+    try:
+        if action == "login":
+            await control.login(agent_id, body.get("endpoint"))
+        elif action == "logout":
+            await control.logout(agent_id)
+        elif action == "pause":
+            reason = str(body.get("reason", "break"))
+            if reason not in PAUSE_REASONS:
+                return json_error(400, f"unknown pause reason {reason!r} (reasons: {', '.join(PAUSE_REASONS)})")
+            await control.pause(agent_id, reason)
+        elif action == "ready":
+            await control.ready(agent_id)
+        elif action == "wrapup/extend":
+            seconds = body.get("seconds", 30)
+            if not isinstance(seconds, int | float) or not 0 < seconds <= 600:
+                return json_error(400, "seconds: a number from 1 to 600")
+            await control.extend_wrapup(agent_id, float(seconds))
+    except LookupError as exc:
+        return json_error(404, str(exc).strip("'\""))
+    except ValueError as exc:
+        return json_error(409, str(exc))
+    return web.json_response({"agent_id": agent_id, "done": action})
+
+
+def _action(action: str) -> Any:
+    @access.allow(access.AGENT, access.SUPERVISOR, access.ADMIN)
+    async def handler(request: web.Request) -> web.Response:
+        return await _act(request, action)
+
+    handler.__name__ = f"agent_{action.replace('/', '_')}"
+    return handler
+
+
+@access.allow(access.AGENT, access.SUPERVISOR, access.ADMIN)
+async def list_agents(request: web.Request) -> web.Response:
+    control = request.app.get(AGENT_CONTROL)
+    if control is None:
+        return json_error(409, "no engine runs in this process")
+    return web.json_response(await control.agents())
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/api/agents", list_agents)
+    for action in ("login", "logout", "pause", "ready", "wrapup/extend"):
+        app.router.add_post(f"/api/agents/{{agent_id}}/{action}", _action(action))
