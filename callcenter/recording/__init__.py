@@ -1,0 +1,1 @@
+"""Recording: MixMonitor control, finalising files, storage, transcription and its workers."""

