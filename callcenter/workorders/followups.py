@@ -1,0 +1,82 @@
+"""Follow-ups (回访): scheduled in the calling windows, placed as automated calls, answered
+with a key; unhappy or unanswered ones land on an agent's follow-up list, and a contradiction
+of the unit's report sends the order back (first time) or to a supervisor (second time)."""
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.workorders import lifecycle
+from callcenter.workorders.deadlines import next_follow_up_slot
+from callcenter.workorders.models import FollowUp, WorkOrder
+from callcenter.workorders.service import WorkOrderService
+
+log = logging.getLogger(__name__)
+SATISFIED, UNSATISFIED = "1", "2"
+
+
+class FollowUpDialer(Protocol):
+    async def place_followup_call(self, followup_id: str, number: str) -> None: ...
+
+
+class FollowUpService:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], orders: WorkOrderService) -> None:
+        self.sessionmaker = sessionmaker
+        self.orders = orders
+
+    async def schedule(self, order_id: int, now: datetime | None = None) -> FollowUp:
+        now = now or datetime.now(UTC)
+        async with self.sessionmaker() as session, session.begin():
+            order = await session.get(WorkOrder, order_id)
+            if order is None:
+                raise LookupError(f"no work order {order_id}")
+            follow_up = FollowUp(id=str(uuid.uuid4()), order_id=order_id, number=order.caller_number,
+                                 due_at=next_follow_up_slot(now, self.orders.timezone), state="scheduled",
+                                 created_at=now)
+            session.add(follow_up)
+        return follow_up
+
+    async def call_due(self, dialer: FollowUpDialer, now: datetime | None = None) -> int:
+        """Place the automated calls that are due now (the schedule keeps them in the windows)."""
+        now = now or datetime.now(UTC)
+        async with self.sessionmaker() as session, session.begin():
+            due = list((await session.execute(
+                select(FollowUp).where(FollowUp.state == "scheduled", FollowUp.due_at <= now))).scalars())
+            for follow_up in due:
+                follow_up.state = "calling"
+        for follow_up in due:
+            await dialer.place_followup_call(follow_up.id, follow_up.number)
+        return len(due)
+
+    async def record_answer(self, followup_id: str, digit: str | None, now: datetime | None = None) -> FollowUp:
+        """What the citizen pressed: 1 satisfied, 2 not; None: no answer."""
+        now = now or datetime.now(UTC)
+        async with self.sessionmaker() as session, session.begin():
+            follow_up = await session.get(FollowUp, followup_id)
+            if follow_up is None:
+                raise LookupError(f"no follow-up {followup_id!r}")
+            follow_up.digit, follow_up.answered_at = digit, now
+            follow_up.state = {SATISFIED: "satisfied", UNSATISFIED: "unsatisfied"}.get(digit or "", "no_answer")
+            follow_up.needs_agent = follow_up.state != "satisfied"
+            order_id, state = follow_up.order_id, follow_up.state
+        order = await self._order(order_id)
+        if order is not None and order.state == lifecycle.State.RESOLVED.value and state != "no_answer":
+            event = lifecycle.Event.FOLLOW_UP_AGREES if state == "satisfied" else lifecycle.Event.FOLLOW_UP_CONTRADICTS
+            await self.orders.apply(order_id, event, actor="follow-up call", reason=f"citizen pressed {digit}", now=now)
+        log.info("follow-up %s of order %s: %s", followup_id, order_id, state)
+        return follow_up
+
+    async def agent_list(self) -> list[FollowUp]:
+        """Follow-ups a person must make: unhappy answers and unanswered calls."""
+        async with self.sessionmaker() as session:
+            return list((await session.execute(
+                select(FollowUp).where(FollowUp.needs_agent.is_(True)).order_by(FollowUp.due_at))).scalars())
+
+    async def _order(self, order_id: int) -> WorkOrder | None:
+        async with self.sessionmaker() as session:
+            return await session.get(WorkOrder, order_id)

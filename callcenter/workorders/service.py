@@ -1,0 +1,95 @@
+"""Work orders from calls, and their life (async: the store around the pure lifecycle)."""
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.calls.models import Call
+from callcenter.workorders import lifecycle
+from callcenter.workorders.categories import Categories, CategoryError
+from callcenter.workorders.deadlines import order_deadlines
+from callcenter.workorders.models import WorkOrder, WorkOrderEvent
+
+log = logging.getLogger(__name__)
+DRAFT_FALLBACK_CATEGORY = "other"
+
+
+class WorkOrderService:
+    """An engine hook too: every closed call is drafted into an order (首问负责制: no call
+    ends without a record)."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], categories: Categories, timezone: str) -> None:
+        self.sessionmaker = sessionmaker
+        self.categories = categories
+        self.timezone = timezone
+
+    async def draft_from_call(self, call_id: str, now: datetime | None = None) -> WorkOrder:
+        """The order of a call, drafted once: replaying the same call end returns the same order."""
+        now = now or datetime.now(UTC)
+        async with self.sessionmaker() as session:
+            existing = (await session.execute(select(WorkOrder).where(WorkOrder.call_id == call_id))).scalar_one_or_none()
+            if existing is not None:
+                return existing
+            call = await session.get(Call, call_id)
+            if call is None:
+                raise LookupError(f"no call {call_id!r}")
+        category_id, needs_review = call.category or DRAFT_FALLBACK_CATEGORY, call.category is None
+        try:
+            category = self.categories.get(category_id)
+        except CategoryError as exc:
+            log.warning("call %s: %s; drafted as %s for the agent to correct", call_id, exc, DRAFT_FALLBACK_CATEGORY)
+            category_id, needs_review = DRAFT_FALLBACK_CATEGORY, True
+            category = self.categories.get(category_id)
+        order = WorkOrder(
+            call_id=call_id, caller_number=call.caller_number, category=category_id, urgency=category.urgency,
+            unit=category.unit, agent_id=call.agent_id, state=lifecycle.State.ACCEPTED.value, created_at=call.arrived_at,
+            needs_review=needs_review,
+            **order_deadlines(category, call.arrived_at, self.timezone),
+        )
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                session.add(order)
+                await session.flush()
+                session.add(WorkOrderEvent(order_id=order.id, at=now, actor=call.agent_id or "engine", event="draft",
+                                           from_state=None, to_state=order.state, reason=f"call {call_id}"))
+        except IntegrityError:
+            # The same call end replayed at the same moment: the other one stored it.
+            async with self.sessionmaker() as session:
+                return (await session.execute(select(WorkOrder).where(WorkOrder.call_id == call_id))).scalar_one()
+        return order
+
+    async def apply(self, order_id: int, event: lifecycle.Event, actor: str, reason: str = "",
+                    now: datetime | None = None) -> WorkOrder:
+        """Move an order by one event, audited; an illegal event changes nothing."""
+        now = now or datetime.now(UTC)
+        async with self.sessionmaker() as session, session.begin():
+            order = await session.get(WorkOrder, order_id, with_for_update=True)
+            if order is None:
+                raise LookupError(f"no work order {order_id}")
+            before = lifecycle.Order(lifecycle.State(order.state), order.returns, order.escalation_level)
+            after = lifecycle.apply(before, event)
+            order.state, order.returns, order.escalation_level = after.state.value, after.returns, after.escalation_level
+            session.add(WorkOrderEvent(order_id=order.id, at=now, actor=actor, event=event.value,
+                                       from_state=before.state.value, to_state=after.state.value, reason=reason))
+        return order
+
+    async def history(self, order_id: int) -> list[WorkOrderEvent]:
+        async with self.sessionmaker() as session:
+            rows = await session.execute(select(WorkOrderEvent).where(WorkOrderEvent.order_id == order_id)
+                                         .order_by(WorkOrderEvent.id))
+            return list(rows.scalars())
+
+    # engine hooks
+    async def call_closed(self, call_id: str) -> None:
+        try:
+            await self.draft_from_call(call_id)
+        except Exception as exc:  # noqa: BLE001 - never lost silently: the call record stays, logged here
+            log.error("call %s: work order not drafted: %s", call_id, exc)
+
+    async def recording_finalised(self, call_id: str, wav_path: Path) -> None:
+        return None
