@@ -1,0 +1,86 @@
+"""Wiring: the one place that builds the running hotline from its settings (plain code, no framework).
+
+    serve(settings): database (migrated) → Redis → live state → engine (AMI) → web server,
+    until SIGINT/SIGTERM; then the web server, the engine and the connections close in order.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from callcenter.acd.live import LiveState
+from callcenter.calls.engine import Engine
+from callcenter.config import Settings
+from callcenter.db import create_engine, make_sessionmaker, migrate
+from callcenter.ivr.model import load_menu
+from callcenter.recording.service import RecordingService
+from callcenter.workorders.categories import load_categories
+from callcenter.workorders.service import WorkOrderService
+from callcenter.web.app import init_app
+from callcenter.web.metrics import ami_connected
+from callcenter.web.users import seed_users
+
+log = logging.getLogger(__name__)
+
+
+def domain_routes() -> list[Any]:
+    """Every domain's HTTP routes that are present in this build."""
+    import importlib
+
+    setups = []
+    for module in ("callcenter.workorders.http", "callcenter.recording.http", "callcenter.qa.http",
+                   "callcenter.notices.http"):
+        try:
+            setups.append(importlib.import_module(module).setup_routes)
+        except ModuleNotFoundError:
+            continue
+    return setups
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+    menu = load_menu(settings.ivr.menu_file or None, queue_names=[q.name for q in settings.queues])
+    await migrate(settings.database.url)
+    db = create_engine(settings.database.url)
+    sessionmaker = make_sessionmaker(db)
+    redis = aioredis.Redis.from_url(settings.redis.url, decode_responses=True, socket_connect_timeout=2)
+    engine_id = f"engine-{settings.web.port}"
+    live = LiveState(redis, settings.redis.prefix, engine_id)
+    recordings = RecordingService(redis, settings.redis.prefix, settings.transcription.stream,
+                                  settings.transcription.group)
+    workorders = WorkOrderService(sessionmaker, load_categories(), settings.hotline.timezone)
+    engine = Engine(settings, sessionmaker, menu, live=live, engine_id=engine_id, hooks=[recordings, workorders])
+    await seed_users(sessionmaker, settings, datetime.now(UTC))
+
+    async def ami_status() -> dict[str, Any]:
+        ami_connected.set(1 if engine.connection.connected else 0)
+        return {"ok": engine.connection.connected, "calls": len(engine.sessions)}
+
+    app = init_app(settings, sessionmaker=sessionmaker, redis=redis, live=live, agent_control=engine,
+                   route_setups=domain_routes(), ami_status=ami_status)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.web.host, settings.web.port)
+    try:
+        await engine.start()
+        await site.start()
+        log.info("hotline running: web on http://%s:%s/", settings.web.host, settings.web.port)
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await runner.cleanup()
+        await engine.stop()
+        await redis.aclose()
+        await db.dispose()

@@ -1,0 +1,93 @@
+"""While the caller waits: announcements of place and wait, overflow, the agent's screen pop."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+from callcenter.sipp import Key, caller_scenario
+from tests.e2e.conftest import Hotline, wait_until
+from tests.e2e.test_spine import MENU_KEY_AFTER_MS, start_agent, start_caller
+
+pytestmark = pytest.mark.asterisk
+
+
+@pytest.mark.parametrize("hotline", [{"acd": {"announce_first_after_s": 2, "announce_every_s": 4}}], indirect=True)
+async def test_a_waiting_caller_hears_their_place_and_the_wait(hotline: Hotline) -> None:
+    line = hotline
+    await line.engine.login("1001")
+    agent = await start_agent(line, "1001", hangup_after_ms=14_000)          # a long first call
+    first = await start_caller(line, "caller_first", caller_scenario(
+        number="13900000001", keys=(Key("2", MENU_KEY_AFTER_MS),), hangup_after_ms=30_000))
+    await wait_until(lambda: line.agent_state("1001") == "on_call", 30, "the first caller talks to 1001")
+    second = await start_caller(line, "caller_second", caller_scenario(
+        number="13900000002", keys=(Key("2", MENU_KEY_AFTER_MS),), hangup_after_ms=12_000))
+
+    def second_session():
+        return next((s for s in line.engine.sessions.values() if s.caller_number == "13900000002"), None)
+
+    await wait_until(lambda: second_session() is not None and second_session().announcements >= 1, 30,
+                     "the second caller heard an announcement")
+    await second.wait(40)
+    calls = await line.closed_calls(1, timeout=30)
+    second_call = next(c for c in await line.calls() if c.caller_number == "13900000002")
+    assert second_call.disposition in ("abandoned_in_queue", "answered")
+    await first.wait(60)
+    await agent.stop()
+    assert calls
+    await line.no_channels_left(timeout=30)
+
+
+@pytest.mark.parametrize("hotline", [{"queues": [
+    {"name": "general", "title": "综合", "category": "other"},
+    {"name": "leak", "title": "漏水", "category": "leak", "max_wait_s": 3, "overflow_to": "general"},
+    {"name": "billing", "title": "水费", "category": "billing"},
+    {"name": "complaint", "title": "投诉", "category": "complaint"},
+]}], indirect=True)
+async def test_a_caller_who_waits_too_long_overflows_to_another_queue(hotline: Hotline) -> None:
+    line = hotline
+    await line.engine.login("1002", queues=["general"])            # nobody on the leak queue
+    agent = await start_agent(line, "1002", hangup_after_ms=2000)
+    caller = await start_caller(line, "caller_overflow", caller_scenario(
+        keys=(Key("2", MENU_KEY_AFTER_MS),), hangup_after_ms=40_000))
+    [call] = await line.closed_calls(1, timeout=45)
+    assert call.category == "leak" and call.queue == "general"      # came in on leak, answered from general
+    assert call.agent_id == "1002" and call.disposition == "answered"
+    await caller.wait(30)
+    await agent.stop()
+    await line.no_channels_left()
+
+
+async def test_the_agent_gets_a_screen_pop_with_the_callers_last_calls(hotline: Hotline, redis_client) -> None:
+    from callcenter.acd.live import LiveState
+
+    line = hotline
+    client, _ = redis_client
+    live = LiveState(client, line.settings.redis.prefix, "e2e")
+    line.engine.live = live
+    pops: list[dict] = []
+
+    async def listen() -> None:
+        async for change in live.updates():
+            if change["kind"] == "screen_pop":
+                pops.append(change)
+
+    listener = asyncio.create_task(listen())
+    await asyncio.sleep(0.3)
+    await line.engine.login("1003")
+    agent = await start_agent(line, "1003", hangup_after_ms=1500, calls=2)
+    for n in range(2):
+        caller = await start_caller(line, f"caller_pop{n}", caller_scenario(
+            number="13700000007", keys=(Key("2", MENU_KEY_AFTER_MS),), hangup_after_ms=20_000))
+        await line.closed_calls(n + 1, timeout=45)
+        await caller.wait(30)
+        await wait_until(lambda: line.agent_state("1003") == "available", 15, "1003 free again")
+    listener.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await listener
+    assert len(pops) == 2 and all(p["id"] == "1003" for p in pops)
+    assert pops[0]["data"]["caller"] == "13700000007" and pops[0]["data"]["last_calls"] == []
+    assert [c["agent_id"] for c in pops[1]["data"]["last_calls"]] == ["1003"]
+    await agent.stop()
+    await line.no_channels_left()
