@@ -114,12 +114,37 @@ class IvrSettings(Section):
 
 class RecordingSettings(Section):
     enabled: bool = True
+    # Retention: recordings, playback copies and transcripts are purged this many days after
+    # the call ended; a category (calls.category) may keep its own number of days.
+    retention_days: int = Field(default=365, gt=0)
+    retention_days_by_category: dict[str, int] = Field(default_factory=dict)
+    # How long a signed audio link stays valid.
+    link_ttl_s: int = Field(default=900, gt=0, le=86400)
+
+    @field_validator("retention_days_by_category")
+    @classmethod
+    def _positive_days(cls, days: dict[str, int]) -> dict[str, int]:
+        bad = sorted(name for name, n in days.items() if n <= 0)
+        if bad:
+            raise ValueError(f"days must be greater than 0, not for: {', '.join(bad)}")
+        return days
 
 
 class TranscriptionSettings(Section):
     model_path: str = ""
     stream: str = "transcription"
     group: str = "workers"
+
+
+class WorkOrderSettings(Section):
+    categories_file: str = ""            # empty: the water hotline's (callcenter/workorders/categories.yaml)
+    watch_interval_s: float = Field(default=30.0, gt=0)
+    warn_at_fraction: float = Field(default=0.8, gt=0, lt=1)   # warn when this share of the time is used
+    escalate_every_min: int = Field(default=30, gt=0)           # one level up per this much overdue
+    max_escalation_level: int = Field(default=3, ge=1)         # 1 the unit's manager, 2, 3: upward
+    webhooks: list[str] = Field(default_factory=list)
+    follow_up_sample_pct: float = Field(default=5.0, gt=0, le=100)
+    follow_up_sample_seed: str = "callcenter"
 
 
 class AgentSettings(Section):
@@ -159,6 +184,7 @@ class Settings(BaseSettings):
     acd: AcdSettings
     recording: RecordingSettings
     transcription: TranscriptionSettings
+    workorders: WorkOrderSettings = Field(default_factory=WorkOrderSettings)
     queues: list[QueueSettings]
     agents: list[AgentSettings] = Field(default_factory=list)
     users: list[UserSettings] = Field(default_factory=list)

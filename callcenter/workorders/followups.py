@@ -3,9 +3,13 @@ with a key; unhappy or unanswered ones land on an agent's follow-up list, and a 
 of the unit's report sends the order back (first time) or to a supervisor (second time)."""
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
 import uuid
-from datetime import UTC, datetime
+import zoneinfo
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 
 from sqlalchemy import select
@@ -24,10 +28,63 @@ class FollowUpDialer(Protocol):
     async def place_followup_call(self, followup_id: str, number: str) -> None: ...
 
 
+def weekly_sample(order_ids: Sequence[int], week: str, pct: float, seed: str) -> list[int]:
+    """The week's random sample of field orders: reproducible (the same week, seed and orders
+    give the same sample) and at least `pct` percent, rounded up (one at least when any)."""
+    if not order_ids:
+        return []
+    size = max(1, math.ceil(len(order_ids) * pct / 100))
+    ranked = sorted(order_ids, key=lambda oid: hashlib.sha256(f"{seed}|{week}|{oid}".encode()).digest())
+    return sorted(ranked[:size])
+
+
+def iso_week_bounds(week: str, tz: str) -> tuple[datetime, datetime]:
+    """'2026-W47' → (Monday 00:00, next Monday 00:00) in the hotline's zone."""
+    try:
+        year, number = week.split("-W")
+        monday = date.fromisocalendar(int(year), int(number), 1)
+    except ValueError:
+        raise ValueError(f"week {week!r}: expected an ISO week like 2026-W47") from None
+    zone = zoneinfo.ZoneInfo(tz)
+    start = datetime.combine(monday, time(0), tzinfo=zone)
+    return start, start + timedelta(days=7)
+
+
 class FollowUpService:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], orders: WorkOrderService) -> None:
         self.sessionmaker = sessionmaker
         self.orders = orders
+        orders.resolved_listeners.append(self.order_resolved)
+
+    async def order_resolved(self, order: WorkOrder, now: datetime) -> None:
+        """Policy: every complaint, rush repair and report (categories marked `always`) and every
+        repeat or escalated case is followed up once it is resolved."""
+        category = self.orders.categories.categories.get(order.category)
+        always = category is not None and category.follow_up == "always"
+        if always or order.repeat_of is not None or order.escalation_level > 0:
+            if not await self._has_follow_up(order.id):
+                await self.schedule(order.id, now)
+
+    async def draw_weekly_sample(self, week: str, pct: float, seed: str, now: datetime | None = None) -> list[int]:
+        """Schedule follow-ups for the week's sample of field orders; drawing again adds nothing."""
+        now = now or datetime.now(UTC)
+        start, end = iso_week_bounds(week, self.orders.timezone)
+        field = [cid for cid, c in self.orders.categories.categories.items() if c.needs_field_work]
+        async with self.sessionmaker() as session:
+            ids = list((await session.execute(
+                select(WorkOrder.id).where(WorkOrder.category.in_(field), WorkOrder.created_at >= start,
+                                           WorkOrder.created_at < end))).scalars())
+        sample = weekly_sample(ids, week, pct, seed)
+        for order_id in sample:
+            if not await self._has_follow_up(order_id):
+                await self.schedule(order_id, now)
+        log.info("weekly follow-up sample %s: %d of %d field orders", week, len(sample), len(ids))
+        return sample
+
+    async def _has_follow_up(self, order_id: int) -> bool:
+        async with self.sessionmaker() as session:
+            found = await session.execute(select(FollowUp.id).where(FollowUp.order_id == order_id).limit(1))
+            return found.first() is not None
 
     async def schedule(self, order_id: int, now: datetime | None = None) -> FollowUp:
         now = now or datetime.now(UTC)

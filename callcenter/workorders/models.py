@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callcenter.db.base import Base, UTCDateTime
@@ -19,6 +19,7 @@ class WorkOrder(Base):
     subcategory: Mapped[str | None] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(Text, default="")
     address: Mapped[str | None] = mapped_column(Text)
+    account: Mapped[str | None] = mapped_column(String(64))
     urgency: Mapped[str] = mapped_column(String(16))
     unit: Mapped[str] = mapped_column(String(64), index=True)
     agent_id: Mapped[str | None] = mapped_column(String(64))
@@ -26,6 +27,10 @@ class WorkOrder(Base):
     returns: Mapped[int] = mapped_column(Integer, default=0)
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
     needs_review: Mapped[bool] = mapped_column(default=False)   # drafted with gaps (no category, no address)
+    # A second complaint (二次投诉): the caller's earlier order that is still open.
+    repeat_of: Mapped[int | None] = mapped_column(Integer, index=True)
+    # The deadline the watcher last warned about (so it warns once per deadline).
+    warned: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     dispatch_by: Mapped[datetime | None] = mapped_column(UTCDateTime())
     arrive_by: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -61,3 +66,32 @@ class FollowUp(Base):
     needs_agent: Mapped[bool] = mapped_column(default=False, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Customer(Base):
+    """A customer account, looked up by the caller's number to fill an order's address."""
+
+    __tablename__ = "customers"
+
+    number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(64), default="")
+    address: Mapped[str] = mapped_column(Text, default="")
+
+
+class Handover(Base):
+    """A shift handover (交接班) record: drafted by the system for a shift window, accepted by
+    the incoming crew, and only then closed by the outgoing one."""
+
+    __tablename__ = "handovers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    shift_start: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    shift_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    drafted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    drafted_by: Mapped[str] = mapped_column(String(64))
+    content: Mapped[dict] = mapped_column(JSON)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    accepted_by: Mapped[str | None] = mapped_column(String(64))
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,22 +12,29 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.calls.models import Call
 from callcenter.workorders import lifecycle
+from callcenter.workorders.alerts import AlertSink, order_alert, send_all
 from callcenter.workorders.categories import Categories, CategoryError
 from callcenter.workorders.deadlines import order_deadlines
-from callcenter.workorders.models import WorkOrder, WorkOrderEvent
+from callcenter.workorders.models import Customer, WorkOrder, WorkOrderEvent
 
 log = logging.getLogger(__name__)
 DRAFT_FALLBACK_CATEGORY = "other"
+COMPLAINT = "complaint"
+OPEN_STATES = tuple(s.value for s in lifecycle.OPEN)
 
 
 class WorkOrderService:
     """An engine hook too: every closed call is drafted into an order (首问负责制: no call
     ends without a record)."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], categories: Categories, timezone: str) -> None:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], categories: Categories, timezone: str,
+                 sinks: Sequence[AlertSink] = ()) -> None:
         self.sessionmaker = sessionmaker
         self.categories = categories
         self.timezone = timezone
+        self.sinks = list(sinks)
+        # Called with (order, now) after an order becomes resolved (the follow-up policy listens).
+        self.resolved_listeners: list[Callable[[WorkOrder, datetime], Awaitable[None]]] = []
 
     async def draft_from_call(self, call_id: str, now: datetime | None = None) -> WorkOrder:
         """The order of a call, drafted once: replaying the same call end returns the same order."""
@@ -45,10 +53,20 @@ class WorkOrderService:
             log.warning("call %s: %s; drafted as %s for the agent to correct", call_id, exc, DRAFT_FALLBACK_CATEGORY)
             category_id, needs_review = DRAFT_FALLBACK_CATEGORY, True
             category = self.categories.get(category_id)
+        async with self.sessionmaker() as session:
+            customer = await session.get(Customer, call.caller_number)
+            earlier = (await session.execute(
+                select(WorkOrder.id).where(WorkOrder.caller_number == call.caller_number,
+                                           WorkOrder.state.in_(OPEN_STATES))
+                .order_by(WorkOrder.id.desc()).limit(1))).scalar_one_or_none()
+        if customer is None or not customer.address:
+            needs_review = True   # the agent asks the caller for the address
         order = WorkOrder(
             call_id=call_id, caller_number=call.caller_number, category=category_id, urgency=category.urgency,
             unit=category.unit, agent_id=call.agent_id, state=lifecycle.State.ACCEPTED.value, created_at=call.arrived_at,
-            needs_review=needs_review,
+            needs_review=needs_review, address=customer.address if customer else None,
+            account=customer.account if customer else None,
+            repeat_of=earlier if category_id == COMPLAINT else None,
             **order_deadlines(category, call.arrived_at, self.timezone),
         )
         try:
@@ -61,6 +79,16 @@ class WorkOrderService:
             # The same call end replayed at the same moment: the other one stored it.
             async with self.sessionmaker() as session:
                 return (await session.execute(select(WorkOrder).where(WorkOrder.call_id == call_id))).scalar_one()
+        if order.repeat_of is not None:
+            # 二次投诉: a second complaint about a case still open escalates at once, both orders.
+            reason = f"second complaint (二次投诉) from {order.caller_number}, earlier order {order.repeat_of}"
+            order = await self.apply(order.id, lifecycle.Event.ESCALATE, actor="engine", reason=reason, now=now)
+            try:
+                await self.apply(order.repeat_of, lifecycle.Event.ESCALATE, actor="engine",
+                                 reason=f"second complaint: order {order.id}", now=now)
+            except lifecycle.IllegalTransition:
+                pass   # closed in between: nothing left to escalate
+            await send_all(self.sinks, order_alert("escalated", order, reason, now))
         return order
 
     async def apply(self, order_id: int, event: lifecycle.Event, actor: str, reason: str = "",
@@ -76,6 +104,12 @@ class WorkOrderService:
             order.state, order.returns, order.escalation_level = after.state.value, after.returns, after.escalation_level
             session.add(WorkOrderEvent(order_id=order.id, at=now, actor=actor, event=event.value,
                                        from_state=before.state.value, to_state=after.state.value, reason=reason))
+        if after.state is lifecycle.State.RESOLVED and before.state is not lifecycle.State.RESOLVED:
+            for listener in self.resolved_listeners:
+                try:
+                    await listener(order, now)
+                except Exception as exc:
+                    log.error("order %s resolved, but %s failed: %s", order.id, listener, exc)
         return order
 
     async def history(self, order_id: int) -> list[WorkOrderEvent]:
@@ -88,7 +122,7 @@ class WorkOrderService:
     async def call_closed(self, call_id: str) -> None:
         try:
             await self.draft_from_call(call_id)
-        except Exception as exc:  # noqa: BLE001 - never lost silently: the call record stays, logged here
+        except Exception as exc:
             log.error("call %s: work order not drafted: %s", call_id, exc)
 
     async def recording_finalised(self, call_id: str, wav_path: Path) -> None:

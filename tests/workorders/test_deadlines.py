@@ -58,5 +58,5 @@ def test_unknown_categories_are_named() -> None:
 def test_a_broken_categories_file_names_the_key(tmp_path) -> None:
     bad = tmp_path / "categories.yaml"
     bad.write_text("categories:\n  leak: {name: 漏水, needs_field_work: maybe, urgency: urgent, unit: x, follow_up: always}\n")
-    with pytest.raises(CategoryError, match="categories.leak.needs_field_work"):
+    with pytest.raises(CategoryError, match=r"categories\.leak\.needs_field_work"):
         load_categories(bad)

@@ -1,0 +1,137 @@
+"""Reports against a small week computed by hand, on SQLite and PostgreSQL."""
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from openpyxl import load_workbook
+
+from callcenter.calls.models import Call
+from callcenter.workorders import cli
+from callcenter.workorders.categories import load_categories
+from callcenter.workorders.models import FollowUp, WorkOrder, WorkOrderEvent
+from callcenter.workorders.render import render
+from callcenter.workorders.reports import ReportError, build, last_week, period
+
+TZ = "Asia/Shanghai"
+MON = datetime(2026, 11, 23, 0, 0, tzinfo=UTC) - timedelta(hours=8)   # Monday 00:00 local, week 2026-W48
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    """Local time in week 2026-W48: day 0 is Monday."""
+    return MON + timedelta(days=day, hours=hour, minutes=minute)
+
+
+def call(cid: str, arrived: datetime, disposition: str, queued: bool = True, wait_s: float | None = None,
+         talk_s: float | None = None, survey: int | None = None) -> Call:
+    answered = arrived + timedelta(seconds=wait_s) if wait_s is not None else None
+    ended = (answered + timedelta(seconds=talk_s)) if answered and talk_s else arrived + timedelta(seconds=30)
+    return Call(id=cid, uniqueid=cid, linkedid=cid, channel="PJSIP/trunk-1", caller_number="13800000000",
+                arrived_at=arrived, queued_at=arrived + timedelta(seconds=5) if queued else None,
+                agent_answered_at=answered, ended_at=ended, disposition=disposition, survey_score=survey, closed=True)
+
+
+def order(oid: int, category: str, created: datetime, state: str, unit: str, field: bool, arrive_min: int | None = None,
+          sub: str | None = None, repeat_of: int | None = None, level: int = 0) -> WorkOrder:
+    dispatch_by = created + timedelta(minutes=3) if field else None
+    return WorkOrder(id=oid, caller_number=f"1390000000{oid}", category=category, subcategory=sub, urgency="normal",
+                     unit=unit, state=state, created_at=created, dispatch_by=dispatch_by,
+                     arrive_by=dispatch_by + timedelta(minutes=arrive_min) if dispatch_by and arrive_min else None,
+                     repeat_of=repeat_of, escalation_level=level, description=f"case {oid}")
+
+
+def event(oid: int, name: str, when: datetime) -> WorkOrderEvent:
+    return WorkOrderEvent(order_id=oid, at=when, actor="t", event=name, from_state=None, to_state="x")
+
+
+@pytest.fixture
+async def week(sessionmaker) -> None:
+    async with sessionmaker() as session, session.begin():
+        session.add_all([
+            call("c1", at(0, 10), "answered", wait_s=10, talk_s=120, survey=5),
+            call("c2", at(0, 11), "answered", wait_s=20, talk_s=60, survey=3),
+            call("c3", at(1, 9), "abandoned_in_queue"),
+            call("c4", at(1, 9, 30), "abandoned_in_ivr", queued=False),
+            call("c5", at(-1, 23, 30), "answered", wait_s=5, talk_s=10),          # the Sunday before
+        ])
+        session.add_all([
+            order(1, "leak", at(0, 10), "resolved", "repair_team", True, 30),
+            order(2, "ic_meter", at(0, 11), "on_site", "meter_service", True, 180, sub="low_flow"),
+            order(3, "complaint", at(1, 9), "accepted", "customer_service", False),
+            order(4, "complaint", at(1, 10), "accepted", "customer_service", False, repeat_of=3, level=1),
+            order(5, "leak", at(-3, 10), "resolved", "repair_team", True, 30),    # the week before
+        ])
+    async with sessionmaker() as session, session.begin():
+        session.add_all([
+            event(1, "dispatch", at(0, 10, 2)), event(1, "arrive", at(0, 10, 40)),   # in time; late on site
+            event(2, "dispatch", at(0, 11, 5)), event(2, "arrive", at(0, 12)),       # late; in time on site
+            FollowUp(id="f1", order_id=1, number="1", due_at=at(0, 14, 30), state="satisfied", digit="1",
+                     created_at=at(0, 12), answered_at=at(0, 14, 40)),
+            FollowUp(id="f5", order_id=5, number="5", due_at=at(1, 9), state="unsatisfied", digit="2",
+                     created_at=at(-3, 12), answered_at=at(1, 9, 10)),
+        ])
+
+
+async def test_weekly_report_matches_the_figures_computed_by_hand(sessionmaker, week) -> None:
+    report = await build(sessionmaker, "weekly", "2026-W48", tz=TZ, categories=load_categories(), answer_within_s=15)
+    assert report.indicators == {
+        "calls": 4, "answered": 2, "offered_to_agents": 3, "abandoned_in_queue": 1,
+        "answered_within_three_rings_pct": 33.33, "abandon_rate_pct": 33.33, "asa_s": 15.0, "aht_s": 90.0,
+        "survey_mean": 4.0, "survey_answers": 2,
+        "orders_taken": 4, "orders_finished": 1, "orders_unfinished": 3, "orders_unacknowledged": 0,
+        "field_orders": 2, "dispatch_within_3_min_pct": 50.0, "on_time_arrival_pct": 50.0,
+        "follow_up_rate_pct": 33.33, "follow_ups_answered": 2, "satisfaction_pct": 50.0,
+        "follow_up_same_day_pct": 100.0, "complaints": 2, "complaint_rate_pct": 50.0,
+        "repeat_complaints": 1, "repeat_complaint_rate_pct": 50.0,
+    }
+    assert [(r["category"], r["subcategory"], r["taken"], r["finished"]) for r in report.categories] == [
+        ("complaint", "", 2, 0), ("ic_meter", "low_flow", 1, 0), ("leak", "", 1, 1)]
+    assert report.categories[1]["name"] == "IC卡水表故障 / 水小"
+    assert [(u["unit"], u["taken"], u["finished"], u["unfinished"], u["escalated"]) for u in report.units] == [
+        ("customer_service", 2, 0, 2, 1), ("meter_service", 1, 0, 1, 0), ("repair_team", 1, 1, 0, 0)]
+    assert [(d["day"], d["calls"], d["answered"], d["orders"]) for d in report.days[:3]] == [
+        ("2026-11-23", 2, 2, 2), ("2026-11-24", 2, 0, 2), ("2026-11-25", 0, 0, 0)]
+    assert len(report.days) == 7
+    assert [n["order_id"] for n in report.notable] == [4]
+
+
+async def test_an_empty_period_has_no_rates_rather_than_zero(sessionmaker) -> None:
+    report = await build(sessionmaker, "daily", "2026-11-23", tz=TZ, categories=load_categories(), answer_within_s=15)
+    assert report.indicators["calls"] == 0 and report.indicators["abandon_rate_pct"] is None
+    assert report.indicators["dispatch_within_3_min_pct"] is None
+
+
+async def test_the_three_formats_carry_the_same_figures(sessionmaker, week) -> None:
+    report = await build(sessionmaker, "weekly", "2026-W48", tz=TZ, categories=load_categories(),
+                         answer_within_s=15, hotline="96666")
+    rows = list(csv.reader(io.StringIO(render(report, "csv").decode("utf-8-sig"))))
+    assert ["dispatch_within_3_min_pct", "50.0"] in rows and ["repair_team", "1", "1", "0", "0", "0"] in rows
+    book = load_workbook(io.BytesIO(render(report, "xlsx")))
+    values = {r[0]: r[2] for r in book["indicators"].iter_rows(values_only=True) if r and len(r) > 2}
+    assert values["abandon_rate_pct"] == 33.33 and values["orders_taken"] == 4
+    assert book["units"]["A2"].value == "customer_service"
+    page = render(report, "html").decode()
+    assert "2026-W48" in page and "<svg" in page and "3分钟派单率" in page and "case 4" in page
+    with pytest.raises(ValueError, match="unknown format 'pdf'"):
+        render(report, "pdf")
+
+
+def test_periods_daily_weekly_cycle_and_calendar_month() -> None:
+    week = period("weekly", "2026-W48", TZ)
+    assert (week.start, week.end - week.start) == (MON, timedelta(days=7))
+    cycle = period("cycle", "2026-01", TZ)
+    assert cycle.start.isoformat() == "2025-12-26T00:00:00+08:00" and cycle.end.isoformat() == "2026-01-26T00:00:00+08:00"
+    december = period("monthly", "2026-12", TZ)
+    assert december.end.isoformat() == "2027-01-01T00:00:00+08:00"
+    assert last_week(datetime(2026, 11, 30).date()) == "2026-W48"
+    with pytest.raises(ReportError, match=r"expected e\.g\. 2026-W47"):
+        period("weekly", "last week", TZ)
+    with pytest.raises(ReportError, match="unknown report 'yearly'"):
+        period("yearly", "2026", TZ)
+
+
+def test_the_cli_writes_the_weekly_report(settings, tmp_path) -> None:
+    out = tmp_path / "week.xlsx"
+    assert cli.main("report", ["weekly", "--week", "2026-W48", "--format", "xlsx", "--out", str(out)], settings) == 0
+    assert load_workbook(out)["indicators"]["A1"].value.endswith("2026-W48")
+    assert cli.main("report", ["weekly", "--week", "W48"], settings) == 2
