@@ -112,6 +112,70 @@ class WorkOrderService:
                     log.error("order %s resolved, but %s failed: %s", order.id, listener, exc)
         return order
 
+    async def correct(self, order_id: int, actor: str, *, category: str | None = None,
+                      subcategory: str | None = None, description: str | None = None,
+                      address: str | None = None, now: datetime | None = None) -> WorkOrder:
+        """The agent completes or corrects the draft. A new category brings its unit, urgency and
+        deadlines (counted from when the call was taken); an unknown one is refused."""
+        now = now or datetime.now(UTC)
+        async with self.sessionmaker() as session, session.begin():
+            order = await session.get(WorkOrder, order_id, with_for_update=True)
+            if order is None:
+                raise LookupError(f"no work order {order_id}")
+            changed = []
+            if category is not None or subcategory is not None:
+                new_category = category or order.category
+                cat = self.categories.get(new_category, subcategory)   # CategoryError names the known ones
+                if new_category != order.category:
+                    if order.state != lifecycle.State.ACCEPTED.value:
+                        raise lifecycle.IllegalTransition(
+                            f"the category of an order that is '{order.state}' is not changed any more")
+                    order.category, order.unit, order.urgency = new_category, cat.unit, cat.urgency
+                    for key, value in order_deadlines(cat, order.created_at, self.timezone).items():
+                        setattr(order, key, value)
+                    changed.append(f"category {new_category}")
+                order.subcategory = subcategory
+            if description is not None:
+                order.description = description
+                changed.append("description")
+            if address is not None:
+                if not address.strip():
+                    raise ValueError("address: empty")
+                order.address = address.strip()
+                changed.append("address")
+            order.needs_review = order.address is None
+            session.add(WorkOrderEvent(order_id=order.id, at=now, actor=actor, event="correct",
+                                       from_state=order.state, to_state=order.state, reason=", ".join(changed)))
+        return order
+
+    async def extend(self, order_id: int, actor: str, reason: str, new_deadline: datetime,
+                     now: datetime | None = None) -> WorkOrder:
+        """More time, with a stated reason: the running deadline moves (never into the past)."""
+        from callcenter.workorders.watcher import RUNNING
+
+        now = now or datetime.now(UTC)
+        if not reason.strip():
+            raise ValueError("reason: an extension needs a stated reason")
+        if new_deadline.tzinfo is None:
+            raise ValueError("new_deadline: give the time zone (e.g. 2026-11-23T18:00:00+08:00)")
+        if new_deadline <= now:
+            raise ValueError(f"new_deadline: {new_deadline.isoformat()} is in the past")
+        async with self.sessionmaker() as session, session.begin():
+            order = await session.get(WorkOrder, order_id, with_for_update=True)
+            if order is None:
+                raise LookupError(f"no work order {order_id}")
+            lifecycle.apply(lifecycle.Order(lifecycle.State(order.state)), lifecycle.Event.EXTEND)
+            running = [n for n in RUNNING.get(order.state, ()) if getattr(order, n) is not None]
+            name = min(running, key=lambda n: getattr(order, n)) if running else "reply_by"
+            old = getattr(order, name)
+            setattr(order, name, new_deadline)
+            order.warned = None
+            session.add(WorkOrderEvent(order_id=order.id, at=now, actor=actor, event="extend", from_state=order.state,
+                                       to_state=order.state,
+                                       reason=f"{name} {old.isoformat() if old else '-'} → {new_deadline.isoformat()}: "
+                                              f"{reason.strip()}"))
+        return order
+
     async def history(self, order_id: int) -> list[WorkOrderEvent]:
         async with self.sessionmaker() as session:
             rows = await session.execute(select(WorkOrderEvent).where(WorkOrderEvent.order_id == order_id)

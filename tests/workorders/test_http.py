@@ -1,0 +1,152 @@
+"""The work-order API: agents correct and move orders, units act on their own orders only,
+supervisors read reports and run the shift handover."""
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from openpyxl import load_workbook
+
+from callcenter.calls.models import Call
+from callcenter.web import access, users
+from callcenter.web.app import init_app
+from callcenter.workorders import http as orders_http
+from tests.web.test_app import FakeLive
+
+TOKENS = {"agent": "agent-token", "repair": "repair-token", "meter": "meter-token", "sup1": "sup1-token",
+          "sup2": "sup2-token"}
+
+
+@pytest.fixture
+async def client(aiohttp_client, settings, sessionmaker, redis_client):
+    redis, _ = redis_client
+    async with sessionmaker() as session, session.begin():
+        for name, role, extra in (("agent", access.AGENT, {"agent_id": "1001"}),
+                                  ("repair", access.UNIT, {"unit": "repair_team"}),
+                                  ("meter", access.UNIT, {"unit": "meter_service"}),
+                                  ("sup1", access.SUPERVISOR, {}), ("sup2", access.SUPERVISOR, {})):
+            user = await users.create_user(session, name, f"{name}-password-1", role, **extra)
+            await users.issue_token(session, user, token=TOKENS[name])
+        session.add(Call(id="call-1", uniqueid="u1", linkedid="u1", channel="PJSIP/trunk-1", caller_number="13800000001",
+                         arrived_at=datetime.now(UTC) - timedelta(minutes=1), category="leak", agent_id="1001",
+                         disposition="answered", closed=True))
+    app = init_app(settings, sessionmaker=sessionmaker, redis=redis, live=FakeLive(),
+                   route_setups=[orders_http.setup_routes])
+    http = await aiohttp_client(app)
+    order = await app[orders_http.ORDERS].draft_from_call("call-1")
+    http.order_id = order.id
+    return http
+
+
+def auth(who: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[who]}"}
+
+
+async def test_agent_completes_dispatches_and_the_unit_reports_back(client) -> None:
+    oid = client.order_id
+    r = await client.patch(f"/api/orders/{oid}", json={"address": "幸福路 1 号", "description": "路面冒水"},
+                           headers=auth("agent"))
+    assert r.status == 200 and (await r.json())["order"]["needs_review"] is False
+    r = await client.post(f"/api/orders/{oid}/events", json={"event": "dispatch"}, headers=auth("agent"))
+    assert (await r.json())["order"]["state"] == "dispatched"
+    listed = await (await client.get("/api/unit/orders", headers=auth("repair"))).json()
+    assert [o["id"] for o in listed["orders"]] == [oid]
+    assert (await (await client.get("/api/unit/orders", headers=auth("meter"))).json())["orders"] == []
+    for action in ("acknowledge", "arrive", "resolve"):
+        r = await client.post(f"/api/unit/orders/{oid}/{action}", json={"result": "阀门已关"}, headers=auth("repair"))
+        assert r.status == 200, await r.text()
+    body = await (await client.get(f"/api/orders/{oid}", headers=auth("agent"))).json()
+    assert body["order"]["state"] == "resolved"
+    assert [(e["event"], e["actor"]) for e in body["history"]][-3:] == [
+        ("acknowledge", "unit:repair_team"), ("arrive", "unit:repair_team"), ("resolve", "unit:repair_team")]
+    # leak is followed up always: the resolution scheduled one
+    follow_ups = await (await client.get("/api/followups", headers=auth("agent"))).json()
+    assert follow_ups["follow_ups"] == []   # scheduled for a call first; not on anyone's list yet
+
+
+async def test_a_unit_cannot_touch_another_units_order_and_nothing_changes(client) -> None:
+    oid = client.order_id
+    r = await client.post(f"/api/unit/orders/{oid}/acknowledge", headers=auth("meter"))
+    assert r.status == 403 and "another unit" in (await r.json())["error"]
+    assert (await client.get(f"/api/orders/{oid}", headers=auth("meter"))).status == 403
+    body = await (await client.get(f"/api/orders/{oid}", headers=auth("agent"))).json()
+    assert body["order"]["state"] == "accepted" and len(body["history"]) == 1
+    assert (await client.get("/api/unit/orders", headers=auth("agent"))).status == 403   # units only
+
+
+async def test_bad_input_is_refused_with_the_reason(client) -> None:
+    oid = client.order_id
+    r = await client.patch(f"/api/orders/{oid}", json={"category": "volcano"}, headers=auth("agent"))
+    assert r.status == 400 and "unknown category 'volcano'" in (await r.json())["error"]
+    r = await client.post(f"/api/orders/{oid}/events", json={"event": "archive"}, headers=auth("agent"))
+    assert r.status == 400   # agents do not archive
+    r = await client.post(f"/api/orders/{oid}/events", json={"event": "adjudicate"}, headers=auth("sup1"))
+    assert r.status == 409 and "does not fit" in (await r.json())["error"]
+    past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    r = await client.post(f"/api/orders/{oid}/events", json={"event": "extend", "reason": "管线复杂",
+                                                             "new_deadline": past}, headers=auth("agent"))
+    assert r.status == 400 and "in the past" in (await r.json())["error"]
+    r = await client.post(f"/api/orders/{oid}/events", json={"event": "extend", "new_deadline": "soon"},
+                          headers=auth("agent"))
+    assert r.status == 400
+    assert (await client.get("/api/orders/999999", headers=auth("agent"))).status == 404
+    assert (await client.get("/api/orders/abc", headers=auth("agent"))).status == 404
+
+
+async def test_an_extension_moves_the_running_deadline_with_its_reason(client) -> None:
+    oid = client.order_id
+    later = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    r = await client.post(f"/api/orders/{oid}/events",
+                          json={"event": "extend", "reason": "等待材料", "new_deadline": later.isoformat()},
+                          headers=auth("agent"))
+    body = await r.json()
+    assert r.status == 200 and datetime.fromisoformat(body["order"]["dispatch_by"]) == later
+    history = (await (await client.get(f"/api/orders/{oid}", headers=auth("agent"))).json())["history"]
+    assert history[-1]["event"] == "extend" and "等待材料" in history[-1]["reason"]
+
+
+async def test_reports_over_http_for_supervisors_only(client) -> None:
+    week = datetime.now(UTC).isocalendar()
+    name = f"{week.year}-W{week.week:02d}"
+    r = await client.get(f"/api/reports/weekly?week={name}&format=xlsx", headers=auth("sup1"))
+    assert r.status == 200 and "attachment" in r.headers["Content-Disposition"]
+    import io
+    values = {row[0]: row[2] for row in load_workbook(io.BytesIO(await r.read()))["indicators"].iter_rows(
+        values_only=True) if row and len(row) > 2}
+    assert values["orders_taken"] == 1 and values["calls"] == 1
+    assert (await client.get(f"/api/reports/weekly?week={name}", headers=auth("agent"))).status == 403
+    assert (await client.get("/api/reports/weekly?week=soon", headers=auth("sup1"))).status == 400
+
+
+async def test_the_handover_is_accepted_by_the_incoming_shift_before_the_outgoing_closes(client) -> None:
+    now = datetime.now(UTC)
+    r = await client.post("/api/handovers", json={"shift_start": (now - timedelta(hours=8)).isoformat(),
+                                                  "shift_end": now.isoformat()}, headers=auth("sup1"))
+    assert r.status == 200, await r.text()
+    handover = (await r.json())["handover"]
+    assert handover["content"]["calls"]["total"] == 1
+    assert handover["content"]["unacknowledged_orders"] == []
+    hid = handover["id"]
+    r = await client.post(f"/api/handovers/{hid}/close", headers=auth("sup1"))
+    assert r.status == 409 and "not accepted yet" in (await r.json())["error"]
+    r = await client.post(f"/api/handovers/{hid}/accept", headers=auth("sup1"))
+    assert r.status == 409   # the one who drafted it does not accept it
+    assert (await client.patch(f"/api/handovers/{hid}", json={"notes": "3号泵站检修"}, headers=auth("sup1"))).status == 200
+    assert (await client.post(f"/api/handovers/{hid}/accept", headers=auth("sup2"))).status == 200
+    closed = await client.post(f"/api/handovers/{hid}/close", headers=auth("sup1"))
+    body = (await closed.json())["handover"]
+    assert closed.status == 200 and body["accepted_by"] == "sup2" and body["notes"] == "3号泵站检修"
+    assert (await client.get("/api/handovers/999", headers=auth("sup1"))).status == 404
+
+
+async def test_the_flood_season_handover_carries_flood_control_notes(sessionmaker) -> None:
+    from callcenter.workorders.handover import HandoverError, HandoverService
+
+    service = HandoverService(sessionmaker, "Asia/Shanghai")
+    july = datetime(2026, 7, 1, 0, 0, tzinfo=UTC)
+    summer = await service.draft(july, july + timedelta(hours=8), "sup1")
+    assert summer.content["flood_control"] == {"orders": [], "notes": ""}
+    summer = await service.add_notes(summer.id, "sup1", flood_notes="河道水位正常")
+    assert summer.content["flood_control"]["notes"] == "河道水位正常"
+    winter = await service.draft(july.replace(month=12), july.replace(month=12) + timedelta(hours=8), "sup1")
+    assert "flood_control" not in winter.content
+    with pytest.raises(HandoverError, match="outside the flood season"):
+        await service.add_notes(winter.id, "sup1", flood_notes="x")
