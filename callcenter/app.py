@@ -21,7 +21,12 @@ from callcenter.config import Settings
 from callcenter.db import create_engine, make_sessionmaker, migrate
 from callcenter.ivr.model import load_menu
 from callcenter.recording.service import RecordingService
+from callcenter.calls.outbound import FollowUpCalls
+from callcenter.workorders import http as workorders_http
+from callcenter.workorders import runner as workorders_runner
+from callcenter.workorders.alerts import LiveChannelSink, WebhookSink
 from callcenter.workorders.categories import load_categories
+from callcenter.workorders.followups import FollowUpService
 from callcenter.workorders.service import WorkOrderService
 from callcenter.web.app import init_app
 from callcenter.web.metrics import ami_connected
@@ -60,8 +65,12 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     live = LiveState(redis, settings.redis.prefix, engine_id)
     recordings = RecordingService(redis, settings.redis.prefix, settings.transcription.stream,
                                   settings.transcription.group)
-    workorders = WorkOrderService(sessionmaker, load_categories(), settings.hotline.timezone)
+    sinks = [LiveChannelSink(redis, settings.redis.prefix), WebhookSink(settings.workorders.webhooks)]
+    workorders = WorkOrderService(sessionmaker, load_categories(settings.workorders.categories_file or None),
+                                  settings.hotline.timezone, sinks=sinks)
+    followups = FollowUpService(sessionmaker, workorders)
     engine = Engine(settings, sessionmaker, menu, live=live, engine_id=engine_id, hooks=[recordings, workorders])
+    dialer = FollowUpCalls(engine, followups)
     await seed_users(sessionmaker, settings, datetime.now(UTC))
 
     async def ami_status() -> dict[str, Any]:
@@ -70,16 +79,22 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
 
     app = init_app(settings, sessionmaker=sessionmaker, redis=redis, live=live, agent_control=engine,
                    route_setups=domain_routes(), ami_status=ami_status)
+    app[workorders_http.ORDERS], app[workorders_http.FOLLOWUPS] = workorders, followups
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.web.host, settings.web.port)
+    duties: asyncio.Task[None] | None = None
     try:
         await engine.start()
         await site.start()
+        duties = asyncio.create_task(workorders_runner.run(settings, workorders, followups, dialer, stop))
         log.info("hotline running: web on http://%s:%s/", settings.web.host, settings.web.port)
         await stop.wait()
     finally:
         log.info("shutting down")
+        stop.set()
+        if duties is not None:
+            await duties
         await runner.cleanup()
         await engine.stop()
         await redis.aclose()

@@ -1,0 +1,55 @@
+"""The work-order background duties of a running hotline: the deadline watcher's scan, placing
+the follow-up calls that are due, and drawing Monday's weekly follow-up sample. Each loop logs
+its failures and carries on at the next turn: nothing here may stop the hotline."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import zoneinfo
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from callcenter.config import Settings
+from callcenter.workorders import watcher
+from callcenter.workorders.followups import FollowUpDialer, FollowUpService
+from callcenter.workorders.reports import last_week
+from callcenter.workorders.service import WorkOrderService
+
+log = logging.getLogger(__name__)
+FOLLOW_UP_POLL_S = 30.0
+
+
+def policy(settings: Settings) -> watcher.Policy:
+    w = settings.workorders
+    return watcher.Policy(w.warn_at_fraction, timedelta(minutes=w.escalate_every_min), w.max_escalation_level)
+
+
+async def _every(interval_s: float, stop: asyncio.Event, what: str, duty: Callable[[], Awaitable[object]]) -> None:
+    while not stop.is_set():
+        try:
+            await duty()
+        except Exception:  # noqa: BLE001 - logged; the next turn tries again
+            log.exception("work orders: %s failed; trying again in %.0f s", what, interval_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
+
+
+async def run(settings: Settings, orders: WorkOrderService, followups: FollowUpService, dialer: FollowUpDialer,
+              stop: asyncio.Event) -> None:
+    rules, w = policy(settings), settings.workorders
+    zone = zoneinfo.ZoneInfo(settings.hotline.timezone)
+    drawn: set[str] = set()
+
+    async def weekly_sample() -> None:
+        local = datetime.now(UTC).astimezone(zone)
+        week = last_week(local.date())
+        if local.weekday() == 0 and local.hour >= 8 and week not in drawn:
+            await followups.draw_weekly_sample(week, w.follow_up_sample_pct, w.follow_up_sample_seed)
+            drawn.add(week)
+
+    await asyncio.gather(
+        _every(w.watch_interval_s, stop, "deadline scan", lambda: watcher.scan(orders, rules)),
+        _every(FOLLOW_UP_POLL_S, stop, "follow-up calls", lambda: followups.call_due(dialer)),
+        _every(600, stop, "weekly follow-up sample", weekly_sample),
+    )

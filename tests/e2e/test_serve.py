@@ -1,0 +1,88 @@
+"""`make run`'s hotline as one piece: `serve()` wires the database, Redis, the engine on the real
+Asterisk, the web API and the work-order duties; a call goes through and its order is worked
+over HTTP by the agent desk and the field unit."""
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from callcenter.app import serve
+from callcenter.config import load_settings
+from callcenter.rig import AsteriskRig
+from callcenter.sipp import Key, Sipp, agent_scenario, caller_scenario
+from tests.e2e.conftest import AGENTS, rig_overrides, wait_until
+from tests.e2e.test_spine import MENU_KEY_AFTER_MS
+
+pytestmark = pytest.mark.asterisk
+CLI_TOKEN = "serve-test-admin-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_the_wired_hotline_takes_a_call_and_its_order_is_worked_over_http(rig: AsteriskRig,
+                                                                              tmp_path: Path) -> None:
+    assert rig.settings.ami.secret is not None
+    port = free_port()
+    overrides = rig_overrides(rig.spool, rig.settings.ami.secret.get_secret_value())
+    overrides["database"] = {"url": f"sqlite+aiosqlite:///{tmp_path / 'hotline.db'}"}
+    overrides["redis"] = {"url": "redis://127.0.0.1:6379/0", "prefix": f"cctest:{uuid.uuid4().hex[:8]}:"}
+    overrides["web"] = {**overrides["web"], "port": port, "cli_token": CLI_TOKEN}
+    overrides["users"] = [{"username": "repair", "password": "repair-password-1", "role": "unit",
+                           "unit": "repair_team"}]
+    settings = load_settings(overrides=overrides)
+    stop = asyncio.Event()
+    hotline = asyncio.create_task(serve(settings, stop))
+    base, admin = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {CLI_TOKEN}"}
+    sipp = Sipp(rig.spool)
+    try:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:   # an IP host
+            async def healthy() -> bool:
+                try:
+                    async with http.get(f"{base}/health") as r:
+                        return r.status == 200 and (await r.json())["ami"]["ok"]
+                except aiohttp.ClientError:
+                    return False
+
+            await wait_until(healthy, 30, "the hotline answers /health with AMI up")
+            async with http.post(f"{base}/api/agents/1001/login", headers=admin, json={}) as r:
+                assert r.status == 200, await r.text()
+            agent_port = AGENTS["1001"]
+            agent = await sipp.start("serve-agent", agent_scenario(ring_ms=400, hangup_after_ms=60_000),
+                                     sip_port=agent_port, media_port=20000 + (agent_port - 5070) * 100, target=None,
+                                     calls=1, timeout_s=120)
+            caller = await sipp.start("serve-caller", caller_scenario(
+                number="13912340000", keys=(Key("2", MENU_KEY_AFTER_MS),), hangup_after_ms=4000),
+                sip_port=5398, media_port=39800, service=settings.hotline.number, calls=1, timeout_s=90)
+            assert await caller.wait(60) == 0, caller.output()[-2000:]
+
+            async def one_order() -> list[dict]:
+                async with http.get(f"{base}/api/orders", headers=admin) as r:
+                    return (await r.json())["orders"]
+
+            await wait_until(one_order, 20, "the call's work order")
+            [order] = await one_order()
+            assert (order["category"], order["unit"], order["caller_number"]) == ("leak", "repair_team", "13912340000")
+            async with http.post(f"{base}/api/orders/{order['id']}/events", headers=admin,
+                                 json={"event": "dispatch"}) as r:
+                assert (await r.json())["order"]["state"] == "dispatched"
+            async with http.post(f"{base}/api/login", json={"username": "repair", "password": "repair-password-1"}) as r:
+                assert r.status == 200
+                csrf = (await r.json())["csrf_token"]
+            async with http.post(f"{base}/api/unit/orders/{order['id']}/acknowledge",
+                                 headers={"X-CSRF-Token": csrf}) as r:
+                assert r.status == 200, await r.text()
+                assert (await r.json())["order"]["state"] == "acknowledged"
+            await agent.stop()
+    finally:
+        stop.set()
+        await asyncio.wait_for(hotline, 30)
+    assert hotline.exception() is None
