@@ -17,20 +17,20 @@ from aiohttp import web
 
 from callcenter.acd.live import LiveState
 from callcenter.calls.engine import Engine
+from callcenter.calls.outbound import FollowUpCalls
 from callcenter.config import Settings
 from callcenter.db import create_engine, make_sessionmaker, migrate
 from callcenter.ivr.model import load_menu
 from callcenter.recording.service import RecordingService
-from callcenter.calls.outbound import FollowUpCalls
+from callcenter.web.app import init_app
+from callcenter.web.metrics import ami_connected
+from callcenter.web.users import seed_users
 from callcenter.workorders import http as workorders_http
 from callcenter.workorders import runner as workorders_runner
 from callcenter.workorders.alerts import LiveChannelSink, WebhookSink
 from callcenter.workorders.categories import load_categories
 from callcenter.workorders.followups import FollowUpService
 from callcenter.workorders.service import WorkOrderService
-from callcenter.web.app import init_app
-from callcenter.web.metrics import ami_connected
-from callcenter.web.users import seed_users
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,10 @@
-"""Transcripts: every word said on a call, per channel (caller / agent), with its times."""
+"""Transcripts: every word said on a call, per channel (caller / agent), with its times;
+and the audit trail of recordings removed (retention purge, a caller's erasure request)."""
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callcenter.db.base import Base, UTCDateTime
@@ -33,3 +34,23 @@ class TranscriptWord(Base):
     start_s: Mapped[float] = mapped_column(Float)
     end_s: Mapped[float] = mapped_column(Float)
     confidence: Mapped[float] = mapped_column(Float)
+
+
+PURGE = "purge"   # the retention period ran out
+ERASE = "erase"   # the caller asked for their recordings to be erased
+
+
+class RecordingAudit(Base):
+    """One removal of a call's recording, playback copy, transcript and words: who, when, why.
+
+    No foreign key: the audit row outlives whatever it is about."""
+
+    __tablename__ = "recording_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(64))                  # a user name, or "retention"
+    action: Mapped[str] = mapped_column(String(8), index=True)      # purge | erase
+    call_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    caller_number: Mapped[str] = mapped_column(String(32), index=True)
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -24,7 +24,7 @@ class RecordingService:
                 await self.queue.ensure_group()
                 self._ready = True
             await self.queue.enqueue(call_id, str(wav_path))
-        except Exception as exc:  # noqa: BLE001 - Redis down: the backfill picks it up later
+        except Exception as exc:  # Redis down: the backfill picks it up later
             log.error("call %s: transcription job not queued (%s); `callcenter transcribe` will find it", call_id, exc)
 
     async def call_closed(self, call_id: str) -> None:

@@ -3,8 +3,9 @@
     callcenter worker            (or: python -m callcenter.recording.worker)
 
 It loads the Vosk model once, then takes jobs from the stream (jobs of dead workers first),
-transcribes each channel, stores the words, and only then acknowledges the job. Decoding
-runs in a thread so the worker's own loop keeps answering Redis.
+transcribes each channel, stores the words, makes the playback copy (OGG) beside the WAV, and
+only then acknowledges the job. Decoding and encoding run in a thread so the worker's own loop
+keeps answering Redis. A playback copy that fails is logged; the WAV is never touched.
 """
 from __future__ import annotations
 
@@ -23,10 +24,20 @@ from callcenter.config import Settings, load_settings
 from callcenter.db import create_engine, make_sessionmaker, migrate
 from callcenter.qa.checks import Spoken, check_call, load_rules
 from callcenter.recording.jobs import TranscriptionQueue
+from callcenter.recording.playback import make_playback_copy, playback_path
 from callcenter.recording.store import TranscriptStore
 from callcenter.recording.transcribe import load_model, transcribe_wav
 
 log = logging.getLogger(__name__)
+
+
+async def playback_copy(call_id: str, wav: Path) -> Path | None:
+    """The call's OGG for listening; a failure is logged and the WAV is served instead."""
+    try:
+        return await asyncio.to_thread(make_playback_copy, wav)
+    except Exception as exc:  # the recording itself is safe; the copy can be made again
+        log.error("call %s: no playback copy of %s (%s: %s)", call_id, wav, type(exc).__name__, exc)
+        return None
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event, *, consumer: str | None = None,
@@ -50,7 +61,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *, consumer: str |
             for job in await queue.next_jobs(consumer, block_ms=500, reclaim_after_s=reclaim_after_s):
                 started = time.monotonic()
                 path = Path(job.wav_path)
-                if not path.exists():
+                if not await asyncio.to_thread(path.exists):
                     log.error("job %s: recording %s of call %s is gone; dropped", job.message_id, path, job.call_id)
                     await queue.done(job)
                     continue
@@ -62,6 +73,12 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *, consumer: str |
                 stored = await store.save(job.call_id, words, model=model_name, worker=consumer, audio_s=audio_s,
                                           took_s=round(took, 3), now=datetime.now(UTC),
                                           checks=[r.as_dict() for r in results])
+                await playback_copy(job.call_id, path)
+                if not await asyncio.to_thread(path.exists):
+                    # Purged or erased while it was being transcribed: nothing of it may stay.
+                    await store.erase(job.call_id)
+                    await asyncio.to_thread(playback_path(path).unlink, missing_ok=True)
+                    log.warning("call %s: recording removed during transcription; transcript dropped", job.call_id)
                 await queue.done(job)
                 done += 1
                 log.info("call %s transcribed by %s: %d words, %.1f s of audio in %.2f s%s", job.call_id, consumer,

@@ -29,7 +29,7 @@ async def _every(interval_s: float, stop: asyncio.Event, what: str, duty: Callab
     while not stop.is_set():
         try:
             await duty()
-        except Exception:  # noqa: BLE001 - logged; the next turn tries again
+        except Exception:
             log.exception("work orders: %s failed; trying again in %.0f s", what, interval_s)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval_s)
