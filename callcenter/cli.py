@@ -310,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_call)
 
     for name, module in (("report", "callcenter.workorders.cli"), ("transcribe", "callcenter.recording.cli"),
-                         ("worker", "callcenter.recording.cli")):
+                         ("worker", "callcenter.recording.cli"), ("purge", "callcenter.recording.cli"),
+                         ("erase", "callcenter.recording.cli")):
         p = sub.add_parser(name, help=f"see `callcenter {name} --help`", add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.set_defaults(func=lambda a, m=module, n=name: _delegate(m, n, a))

@@ -1,0 +1,155 @@
+"""Recordings over HTTP: a signed link to hear a call, the audio itself, the transcript, erasure.
+
+Who may hear what: an agent their own calls, QA and admin any call; supervisors and operations
+hear no audio and read no transcript (the allow-list refuses them). A call an agent may not hear
+is "not found" to them, exactly like a call that does not exist.
+
+    POST /api/recordings/{call_id}/link        {url, expires_at}: a signed link to the audio
+    GET  /api/recordings/{call_id}/audio?exp=&sig=   the OGG (else the WAV); Range requests work
+    GET  /api/recordings/{call_id}/transcript  words and checks
+    POST /api/recordings/erase                 {number, reason}: a caller's erasure request (admin)
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from callcenter.calls.models import Call
+from callcenter.recording.playback import CONTENT_TYPES, playback_path
+from callcenter.recording.retention import erase_caller
+from callcenter.recording.signing import ExpiredLink, TamperedLink, audio_url, link_key, verify
+from callcenter.recording.store import TranscriptStore
+from callcenter.web import access
+from callcenter.web.auth import json_error
+from callcenter.web.keys import SESSIONMAKER, SETTINGS
+
+log = logging.getLogger(__name__)
+
+LISTENERS = (access.AGENT, access.QA, access.ADMIN)
+
+
+def _not_found(what: str = "no such recording") -> web.HTTPNotFound:
+    return web.HTTPNotFound(text=f'{{"error": "{what}"}}', content_type="application/json")
+
+
+def _call_id(request: web.Request) -> str:
+    """The call id from the path: a plain lower-case uuid, or 404 (nothing else reaches a file)."""
+    raw = request.match_info["call_id"]
+    try:
+        if str(uuid.UUID(raw)) == raw:
+            return raw
+    except ValueError:
+        pass
+    raise _not_found()
+
+
+async def _call_heard_by(request: web.Request, user: access.User) -> Call:
+    """The call, if this user may hear it: agents their own calls only."""
+    call_id = _call_id(request)
+    async with request.app[SESSIONMAKER]() as session:
+        call = await session.get(Call, call_id)
+    if call is None or (user.role == access.AGENT and (not user.agent_id or call.agent_id != user.agent_id)):
+        raise _not_found()
+    return call
+
+
+def _key(app: web.Application) -> bytes:
+    secret = app[SETTINGS].web.secret_key
+    if secret is None:   # init_app refuses to start without it
+        raise web.HTTPInternalServerError()
+    return link_key(secret.get_secret_value())
+
+
+def _playable(recording_path: str | None, recordings_dir: Path) -> Path | None:
+    """The playback copy, else the WAV; only files inside the recordings folder."""
+    if not recording_path:
+        return None
+    wav = Path(recording_path)
+    root = recordings_dir.resolve()
+    for path in (playback_path(wav), wav):
+        if path.is_file() and path.resolve().is_relative_to(root):
+            return path
+    return None
+
+
+@access.allow(*LISTENERS)
+async def audio_link(request: web.Request) -> web.Response:
+    user = access.current_user(request)
+    call = await _call_heard_by(request, user)
+    if _playable(call.recording_path, request.app[SETTINGS].paths.recordings_dir) is None:
+        raise _not_found("this call has no recording")
+    exp = int(time.time()) + request.app[SETTINGS].recording.link_ttl_s
+    log.info("audio link for call %s given to %s (%s)", call.id, user.username, user.role)
+    return web.json_response({"url": audio_url(call.id, exp, _key(request.app)),
+                              "expires_at": datetime.fromtimestamp(exp, UTC).isoformat()})
+
+
+@access.public   # the signature is the permission: it was given only to someone who may hear the call
+async def audio(request: web.Request) -> web.StreamResponse:
+    call_id = _call_id(request)
+    try:
+        verify(call_id, request.query.get("exp", ""), request.query.get("sig", ""), _key(request.app), time.time())
+    except TamperedLink:
+        return json_error(403, "this audio link is not valid")
+    except ExpiredLink:
+        return json_error(410, "this audio link has expired; ask for a new one")
+    async with request.app[SESSIONMAKER]() as session:
+        call = await session.get(Call, call_id)
+    path = _playable(call.recording_path if call else None, request.app[SETTINGS].paths.recordings_dir)
+    if path is None:
+        raise _not_found()
+    return web.FileResponse(path, headers={"Content-Type": CONTENT_TYPES[path.suffix],
+                                           "Cache-Control": "private, no-store"})
+
+
+@access.allow(*LISTENERS)
+async def transcript(request: web.Request) -> web.Response:
+    call = await _call_heard_by(request, access.current_user(request))
+    store = TranscriptStore(request.app[SESSIONMAKER])
+    found = await store.transcript(call.id)
+    if found is None:
+        raise _not_found("this call has no transcript")
+    words = await store.words(call.id)
+    return web.json_response({
+        "call_id": call.id, "model": found.model, "audio_s": found.audio_s, "flagged": found.flagged,
+        "created_at": found.created_at.isoformat(), "checks": found.checks,
+        "words": [{"channel": w.channel, "word": w.word, "start_s": w.start_s, "end_s": w.end_s,
+                   "confidence": w.confidence} for w in words],
+    })
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text='{"error": "body is not JSON"}', content_type="application/json") from None
+    return data if isinstance(data, dict) else {}
+
+
+@access.allow(access.ADMIN)
+async def erase(request: web.Request) -> web.Response:
+    """A caller's request: erase the recordings, transcripts and words of every call from a number."""
+    user = access.current_user(request)
+    body = await _body(request)
+    number, reason = str(body.get("number", "")).strip(), str(body.get("reason", "")).strip()
+    if not number or len(number) > 32:
+        return json_error(400, "number: the caller's number, as the call records have it")
+    if not reason or len(reason) > 500:
+        return json_error(400, "reason: why the recordings are erased (kept in the audit trail)")
+    settings = request.app[SETTINGS]
+    erased = await erase_caller(request.app[SESSIONMAKER], settings.paths.recordings_dir, number, user.username,
+                                reason, datetime.now(UTC))
+    return web.json_response({"number": number, "calls_erased": erased})
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/api/recordings/erase", erase)
+    app.router.add_post("/api/recordings/{call_id}/link", audio_link)
+    app.router.add_get("/api/recordings/{call_id}/audio", audio)
+    app.router.add_get("/api/recordings/{call_id}/transcript", transcript)
