@@ -33,6 +33,7 @@ from callcenter.ami.connection import AmiConnection
 from callcenter.ami.dispatch import TaskSupervisor
 from callcenter.ami.fields import clean_caller_name, clean_caller_number
 from callcenter.ami.gateway import AmiGateway
+from callcenter.calls.outbound import CallbackCalls
 from callcenter.calls.session import CallSession
 from callcenter.calls.store import CallStore
 from callcenter.clock import Clock, SystemClock
@@ -81,6 +82,7 @@ class Engine:
         self.calls_closed = 0
         # Calls the hotline places, by purpose (the dialplan's agi_arg_1): followup, callback.
         self.outbound_handlers: dict[str, Callable[[ami_ev.AsyncAGIStart], Awaitable[None]]] = {}
+        self.callback_calls = CallbackCalls(self)
         self._originations: dict[str, asyncio.Future[ami_ev.OriginateResponse]] = {}
         # Plain functions that see every Asterisk event first (metrics, tests); never awaited.
         self.observers: list[Callable[[ami_ev.Event], None]] = []
@@ -305,6 +307,8 @@ class Engine:
             session = self.sessions.get(command.call_id)
             if session is not None:
                 session.inbox.put_nowait(command)
+        elif isinstance(command, acd_cmd.PlaceCallback):
+            self.tasks.spawn(self.callback_calls.place(command), name=f"callback-{command.call_id}")
         elif isinstance(command, acd_cmd.CallbackExpired):
             log.warning("call=%s callback to %s expired before an agent was free", command.call_id, command.number)
         elif isinstance(command, acd_cmd.AgentStateChanged):

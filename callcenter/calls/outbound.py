@@ -12,6 +12,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+from callcenter.acd import events as acd_ev
 from callcenter.ami import events as ami_ev
 from callcenter.ami.errors import AmiError
 
@@ -65,3 +66,60 @@ class FollowUpCalls:
             log.info("follow-up %s: the citizen left (%s)", followup_id, type(exc).__name__)
             if digit is None:
                 await self.followups.record_answer(followup_id, None)
+
+
+class CallbackCalls:
+    """The kept-place callback's turn (the ACD's PlaceCallback): ring the agent first, and when
+    they answer, dial the citizen through the trunk and bridge the two. The ACD hears
+    AgentAnswered when the agent picks up (or AgentRingFailed), then CallEnded. The attempt is
+    kept on the original call's record: `callback_answered` when the citizen was reached,
+    `callback_not_reached` when not, `no_answer` when the agent did not pick up."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._waiting: dict[str, tuple[Any, int | None]] = {}
+        engine.outbound_handlers["callback"] = self.agent_answered
+
+    async def place(self, command: Any) -> None:
+        engine = self.engine
+        attempt = await engine.store.add_attempt(command.call_id, command.agent_id, engine.clock.now())
+        self._waiting[command.call_id] = (command, attempt)
+        try:
+            result = await engine.originate(
+                command.endpoint, context="callcenter-outbound", exten="callback",
+                caller_id=command.number, timeout_s=max(1, int(command.timeout_s)),
+                variables={"CALLCENTER_ID": command.call_id})
+        except AmiError as exc:
+            log.error("callback %s: could not ring agent %s: %s", command.call_id, command.agent_id, exc)
+            result = None
+        if result is None or result.response != "Success":
+            self._waiting.pop(command.call_id, None)
+            await engine.store.end_attempt(command.call_id, attempt, "no_answer", engine.clock.now())
+            await engine.feed_acd(acd_ev.AgentRingFailed(call_id=command.call_id, agent_id=command.agent_id,
+                                                         reason="no_answer", at=engine.clock.monotonic()))
+
+    async def agent_answered(self, event: ami_ev.AsyncAGIStart) -> None:
+        engine, gw = self.engine, self.engine.gateway
+        call_id = event.env.get("agi_arg_2", "")
+        found = self._waiting.pop(call_id, None)
+        if found is None:
+            log.warning("callback AGI for unknown call %r: hanging up", call_id)
+            await gw.hangup(event.channel)
+            return
+        command, attempt = found
+        await engine.feed_acd(acd_ev.AgentAnswered(call_id=call_id, agent_id=command.agent_id,
+                                                   at=engine.clock.monotonic()))
+        outcome = "callback_not_reached"
+        try:
+            await gw.dial(event.channel, f"PJSIP/{command.number}@trunk", ANSWER_WAIT_S, "g")
+            status = await gw.get_variable(event.channel, "DIALSTATUS")
+            outcome = "callback_answered" if status == "ANSWER" else "callback_not_reached"
+            with contextlib.suppress(AmiError):
+                await gw.hangup(event.channel)
+        except AmiError as exc:
+            log.info("callback %s: the agent's leg ended (%s)", call_id, type(exc).__name__)
+            outcome = "callback_answered"   # the agent hung up on the bridge: they talked
+        finally:
+            await engine.store.end_attempt(call_id, attempt, outcome, engine.clock.now())
+            await engine.feed_acd(acd_ev.CallEnded(call_id=call_id, at=engine.clock.monotonic()))
+        log.info("callback %s by agent %s: %s", call_id, command.agent_id, outcome)
