@@ -13,7 +13,10 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import case, func, literal, select, update
+from sqlalchemy.sql.elements import ColumnElement
+
+from callcenter.db.base import UTCDateTime
 
 from callcenter.workorders import lifecycle
 from callcenter.workorders.alerts import order_alert, send_all
@@ -94,6 +97,36 @@ def decide(order: Watched, now: datetime, policy: Policy) -> Warn | Escalate | N
     return None
 
 
+FAR = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _running_due_sql(dialect: str) -> ColumnElement[datetime]:
+    """The running deadline, computed by the database (the same table as RUNNING)."""
+    least = func.min if dialect == "sqlite" else func.least
+    far = literal(FAR, UTCDateTime())
+
+    def earliest(*names: str) -> ColumnElement[datetime]:
+        columns = [func.coalesce(getattr(WorkOrder, n), far) for n in names]
+        return columns[0] if len(columns) == 1 else least(*columns)
+
+    return case(*((WorkOrder.state == state, earliest(*names)) for state, names in RUNNING.items()), else_=far)
+
+
+def _seconds(dialect: str, start: ColumnElement[datetime], end: ColumnElement[datetime]) -> ColumnElement[float]:
+    if dialect == "sqlite":
+        return (func.julianday(end) - func.julianday(start)) * 86400.0
+    return func.extract("epoch", end - start)
+
+
+def needs_a_look(dialect: str, now: datetime, policy: Policy) -> ColumnElement[bool]:
+    """A conservative filter the database applies first: the orders whose running deadline is
+    at its warning point or past (`decide` makes the final call on these few)."""
+    due = _running_due_sql(dialect)
+    now_param = literal(now, UTCDateTime())
+    return _seconds(dialect, WorkOrder.created_at, due) * policy.warn_at_fraction <= _seconds(
+        dialect, WorkOrder.created_at, now_param)
+
+
 def _minutes(delta: timedelta) -> str:
     return f"{int(delta.total_seconds() // 60)} min"
 
@@ -102,7 +135,9 @@ async def scan(service: WorkOrderService, policy: Policy, now: datetime | None =
     """One pass over the open orders; returns what it did."""
     now = now or datetime.now(UTC)
     async with service.sessionmaker() as session:
-        rows = (await session.execute(select(*WATCHED_COLUMNS).where(WorkOrder.state.in_(OPEN_STATES)))).all()
+        dialect = session.bind.dialect.name
+        rows = (await session.execute(select(*WATCHED_COLUMNS).where(
+            WorkOrder.state.in_(OPEN_STATES), needs_a_look(dialect, now, policy)))).all()
     actions = []
     for row in rows:
         watched = Watched(row.id, row.state, row.created_at, row.escalation_level, row.warned,

@@ -149,3 +149,36 @@ async def test_drawing_the_weekly_sample_twice_schedules_once(service, sessionma
     assert first == again and len(first) == 2 and count == 2
     with pytest.raises(ValueError, match="ISO week like 2026-W47"):
         iso_week_bounds("48", "Asia/Shanghai")
+
+
+async def test_the_database_filter_never_hides_an_order_the_watcher_must_act_on(sessionmaker) -> None:
+    import random
+
+    from sqlalchemy import select
+
+    from callcenter.workorders.models import WorkOrder
+
+    rng = random.Random(7)
+    states = list(watcher.RUNNING)
+    async with sessionmaker() as session, session.begin():
+        for n in range(300):
+            def maybe(minutes: int) -> datetime | None:
+                return T0 + timedelta(minutes=rng.randrange(1, minutes)) if rng.random() < 0.7 else None
+            session.add(WorkOrder(caller_number=f"1{n:010d}", category="leak", urgency="urgent", unit="u",
+                                  state=rng.choice(states), created_at=T0, escalation_level=rng.randrange(0, 3),
+                                  warned=rng.choice((None, "dispatch_by", "arrive_by")), dispatch_by=maybe(10),
+                                  arrive_by=maybe(60), result_by=maybe(600), reply_by=maybe(5000)))
+    async with sessionmaker() as session:
+        dialect = session.bind.dialect.name
+        orders = list((await session.execute(select(WorkOrder))).scalars())
+        acted_somewhen = 0
+        for minutes in (0, 2, 5, 9, 30, 59, 120, 700, 6000):
+            now = T0 + timedelta(minutes=minutes)
+            looked = set((await session.execute(select(WorkOrder.id).where(
+                watcher.needs_a_look(dialect, now, POLICY)))).scalars())
+            acted = {o.id for o in orders if watcher.decide(watcher.Watched(
+                o.id, o.state, o.created_at, o.escalation_level, o.warned,
+                {k: getattr(o, k) for k in ("dispatch_by", "arrive_by", "result_by", "reply_by")}), now, POLICY)}
+            assert acted <= looked, f"at +{minutes} min the filter hid {sorted(acted - looked)}"
+            acted_somewhen += len(acted)
+        assert acted_somewhen > 100   # the fixture gives the watcher plenty to do
