@@ -21,6 +21,8 @@ from callcenter.calls.outbound import FollowUpCalls
 from callcenter.config import Settings
 from callcenter.db import create_engine, make_sessionmaker, migrate
 from callcenter.ivr.model import load_menu
+from callcenter.notices import http as notices_http
+from callcenter.notices.service import NoticeService
 from callcenter.recording.service import RecordingService
 from callcenter.web.app import init_app
 from callcenter.web.metrics import ami_connected
@@ -69,7 +71,10 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     workorders = WorkOrderService(sessionmaker, load_categories(settings.workorders.categories_file or None),
                                   settings.hotline.timezone, sinks=sinks)
     followups = FollowUpService(sessionmaker, workorders)
-    engine = Engine(settings, sessionmaker, menu, live=live, engine_id=engine_id, hooks=[recordings, workorders])
+    notices = NoticeService(sessionmaker, settings.paths.prompts_dir, settings.hotline.timezone, settings.ivr.voice,
+                            settings.ivr.speed_wpm)
+    engine = Engine(settings, sessionmaker, menu, live=live, engine_id=engine_id, hooks=[recordings, workorders],
+                    notices=notices.notice_for)
     dialer = FollowUpCalls(engine, followups)
     await seed_users(sessionmaker, settings, datetime.now(UTC))
 
@@ -80,6 +85,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     app = init_app(settings, sessionmaker=sessionmaker, redis=redis, live=live, agent_control=engine,
                    route_setups=domain_routes(), ami_status=ami_status)
     app[workorders_http.ORDERS], app[workorders_http.FOLLOWUPS] = workorders, followups
+    app[notices_http.NOTICES] = notices
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.web.host, settings.web.port)

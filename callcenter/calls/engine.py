@@ -67,7 +67,7 @@ class Engine:
         self.acd = Acd(self.policy)
         self.live = live
         self.hooks = list(hooks or [])
-        self._notices = notices
+        self.notices_lookup = notices
         self.tasks = TaskSupervisor()
         self.connection = connection or AmiConnection(settings.ami, self.handle_event, on_connect=self._on_connect)
         self.gateway = AmiGateway(self.connection)
@@ -215,7 +215,7 @@ class Engine:
         """Rebuild from Asterisk's snapshot: calls whose channel is gone ended while we were away."""
         try:
             channels = {c.channel for c in await self.connection.snapshot()}
-        except Exception as exc:  # noqa: BLE001 - logged; the next reconnect tries again
+        except Exception as exc:
             log.error("snapshot after reconnect failed: %s", exc)
             return
         gone = [s for s in list(self.sessions.values()) if s.channel not in channels]
@@ -246,11 +246,11 @@ class Engine:
             self.tasks.spawn(hook.recording_finalised(call_id, wav_path), name=f"recording-{call_id}")
 
     async def notice_for(self, caller_number: str) -> Any:
-        if self._notices is None:
+        if self.notices_lookup is None:
             return None
         try:
-            return await self._notices(caller_number)
-        except Exception as exc:  # noqa: BLE001 - a broken notice lookup never stops a call
+            return await self.notices_lookup(caller_number)
+        except Exception as exc:
             log.error("outage notice lookup for %s failed: %s", caller_number, exc)
             return None
 
@@ -260,7 +260,7 @@ class Engine:
             return None
         try:
             agent = await self.store.last_agent_for(caller_number)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.error("last agent lookup for %s failed: %s", caller_number, exc)
             return None
         if agent is None:

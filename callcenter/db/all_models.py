@@ -3,3 +3,4 @@ from callcenter.calls import models as _calls  # noqa: F401
 from callcenter.web import models as _web  # noqa: F401
 from callcenter.recording import models as _recording  # noqa: F401
 from callcenter.workorders import models as _workorders  # noqa: F401
+from callcenter.notices import models as _notices  # noqa: F401

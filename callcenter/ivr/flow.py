@@ -97,8 +97,8 @@ class IvrFlow:
         if self._expect == "notice":
             if digit == NOTICE_LEAVE_KEY:
                 self.path.append("notice:left")
-                self._expect = "done"
-                return Hangup("left after the outage notice")
+                self._expect = "goodbye"   # a word of goodbye rather than a click
+                return PlayMessage("goodbye")
             return self._enter(self.menu.start, first=True)
         self._require("digit")
         page = self.menu.menus[self._current]

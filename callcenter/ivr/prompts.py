@@ -41,7 +41,8 @@ def render_prompt(prompt_id: str, text: str, prompts_dir: Path, voice: str = "cm
             raise PromptError("espeak-ng is not installed (make setup installs it)") from None
         except subprocess.CalledProcessError as exc:
             raise PromptError(f"espeak-ng failed for prompt {prompt_id!r}: {exc.stderr.decode(errors='replace')}") from None
-        audio = AudioSegment.from_wav(spoken).set_frame_rate(8000).set_channels(1).set_sample_width(2)
+        with open(spoken, "rb") as spoken_file:   # our handle: pydub does not close its own
+            audio = AudioSegment.from_wav(spoken_file).set_frame_rate(8000).set_channels(1).set_sample_width(2)
         partial = prompts_dir / f".{prompt_id}.wav.tmp"
         with open(partial, "wb") as out:  # pydub leaves the handle it opens itself unclosed
             audio.export(out, format="wav")

@@ -77,6 +77,8 @@ class Customer(Base):
     account: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(64), default="")
     address: Mapped[str] = mapped_column(Text, default="")
+    # The supply area (片区) the address is in: outage notices are addressed to areas.
+    area: Mapped[str] = mapped_column(String(64), default="", index=True)
 
 
 class Handover(Base):

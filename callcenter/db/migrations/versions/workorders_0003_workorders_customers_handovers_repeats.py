@@ -28,8 +28,11 @@ def upgrade() -> None:
     sa.Column('account', sa.String(length=64), nullable=False),
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('address', sa.Text(), nullable=False),
+    sa.Column('area', sa.String(length=64), nullable=False),
     sa.PrimaryKeyConstraint('number', name=op.f('pk_customers'))
     )
+    with op.batch_alter_table('customers', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_customers_area'), ['area'], unique=False)
     op.create_table('handovers',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('shift_start', callcenter.db.base.UTCDateTime(timezone=True), nullable=False),
@@ -51,6 +54,8 @@ def downgrade() -> None:
     with op.batch_alter_table('handovers', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_handovers_shift_start'))
     op.drop_table('handovers')
+    with op.batch_alter_table('customers', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_customers_area'))
     op.drop_table('customers')
     with op.batch_alter_table('work_orders', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_work_orders_repeat_of'))

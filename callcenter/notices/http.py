@@ -1,0 +1,76 @@
+"""Outage notices over HTTP: supervisors enter and cancel them; the wallboard reads the load."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from callcenter.notices.models import Outage
+from callcenter.notices.service import NoticeError, NoticeService
+from callcenter.web import access
+from callcenter.web.auth import json_error
+from callcenter.web.keys import SESSIONMAKER, SETTINGS
+
+NOTICES = web.AppKey("notices", NoticeService)
+
+
+def outage_json(o: Outage) -> dict[str, Any]:
+    return {"id": o.id, "kind": o.kind, "areas": o.areas, "starts_at": o.starts_at.isoformat(),
+            "ends_at": o.ends_at.isoformat(), "text": o.text, "cause": o.cause, "created_by": o.created_by,
+            "announced_late": o.announced_late, "cancelled": o.cancelled}
+
+
+@access.allow(access.SUPERVISOR, access.ADMIN)
+async def create(request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise ValueError
+    except ValueError:
+        return json_error(400, "body must be a JSON object")
+    try:
+        starts_at, ends_at = (datetime.fromisoformat(str(body.get(k, ""))) for k in ("starts_at", "ends_at"))
+    except ValueError:
+        return json_error(400, "starts_at, ends_at: ISO times such as 2026-11-28T08:00:00+08:00")
+    areas = body.get("areas")
+    if not isinstance(areas, list):
+        return json_error(400, "areas: a list of area names")
+    try:
+        outage = await request.app[NOTICES].create(
+            kind=str(body.get("kind", "")), areas=areas, starts_at=starts_at, ends_at=ends_at,
+            text=str(body.get("text", "")), cause=str(body.get("cause", "")),
+            by=access.current_user(request).username)
+    except NoticeError as exc:
+        return json_error(400, str(exc))
+    return web.json_response({"outage": outage_json(outage)}, status=201)
+
+
+@access.allow(access.AGENT, access.SUPERVISOR, access.ADMIN)
+async def listing(request: web.Request) -> web.Response:
+    service = request.app[NOTICES]
+    return web.json_response({"outages": [outage_json(o) for o in await service.current()],
+                              "expected_load": await service.expected_load()})
+
+
+@access.allow(access.SUPERVISOR, access.ADMIN)
+async def cancel(request: web.Request) -> web.Response:
+    try:
+        outage = await request.app[NOTICES].cancel(int(request.match_info["outage_id"]))
+    except LookupError as exc:
+        return json_error(404, str(exc))
+    return web.json_response({"outage": outage_json(outage)})
+
+
+async def _service(app: web.Application) -> None:
+    if NOTICES not in app:
+        s = app[SETTINGS]
+        app[NOTICES] = NoticeService(app[SESSIONMAKER], s.paths.prompts_dir, s.hotline.timezone, s.ivr.voice,
+                                     s.ivr.speed_wpm)
+
+
+def setup_routes(app: web.Application) -> None:
+    app.on_startup.append(_service)
+    app.router.add_post("/api/notices", create)
+    app.router.add_get("/api/notices", listing)
+    app.router.add_delete(r"/api/notices/{outage_id:\d+}", cancel)
