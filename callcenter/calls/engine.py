@@ -379,6 +379,23 @@ class Engine:
         self._agent_settings(agent_id)
         await self._acd_agent(acd_ev.WrapUpExtended(agent_id=agent_id, seconds=seconds, at=self.clock.monotonic()))
 
+    async def spy(self, agent_id: str, supervisor_endpoint: str, mode: str, supervisor: str) -> dict[str, Any]:
+        """Ring the supervisor's phone and listen, whisper or barge on the agent's call (ChanSpy
+        through an AMI Originate). Every use is kept (calls.models.Supervision)."""
+        from callcenter.calls.models import Supervision
+
+        self._agent_settings(agent_id)
+        session = next((s for s in self.sessions.values() if s.agent_id == agent_id and s.agent_channel), None)
+        if session is None or session.agent_channel is None:
+            raise ValueError(f"agent {agent_id} is not on a call")
+        action_id = await self.gateway.chanspy(supervisor_endpoint, session.agent_channel, mode)  # type: ignore[arg-type]
+        async with self.store.sessionmaker() as db, db.begin():
+            db.add(Supervision(at=self.clock.now(), supervisor=supervisor, agent_id=agent_id,
+                               call_id=session.call_id, mode=mode, endpoint=supervisor_endpoint))
+        log.warning("supervisor %s: %s on agent %s (call %s) from %s", supervisor, mode, agent_id, session.call_id,
+                    supervisor_endpoint)
+        return {"call_id": session.call_id, "agent_channel": session.agent_channel, "action_id": action_id}
+
     async def agents(self) -> list[dict[str, Any]]:
         now = self.clock.monotonic()
         known = {a.agent_id: a for a in self.acd.agents()}

@@ -74,3 +74,17 @@ class AgentAttempt(Base):
     result: Mapped[str | None] = mapped_column(String(32))  # answered | no_answer | busy | unavailable | cancelled
 
     call: Mapped[Call] = relationship(back_populates="attempts")
+
+
+class Supervision(Base):
+    """A supervisor listening, whispering or barging on an agent's call: every use is kept."""
+
+    __tablename__ = "supervisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    supervisor: Mapped[str] = mapped_column(String(64))
+    agent_id: Mapped[str] = mapped_column(String(64), index=True)
+    call_id: Mapped[str | None] = mapped_column(String(36))
+    mode: Mapped[str] = mapped_column(String(8))           # listen | whisper | barge
+    endpoint: Mapped[str] = mapped_column(String(128))     # the supervisor's phone

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from callcenter.ami.errors import AmiError, UnsafeField
 from callcenter.web import access
 from callcenter.web.auth import json_error
 from callcenter.web.keys import AGENT_CONTROL
@@ -78,7 +79,36 @@ async def list_agents(request: web.Request) -> web.Response:
     return web.json_response(await control.agents())
 
 
+@access.allow(access.SUPERVISOR)
+async def spy(request: web.Request) -> web.Response:
+    """Listen, whisper or barge on an agent's call from the supervisor's phone (supervisors only)."""
+    control = request.app.get(AGENT_CONTROL)
+    if control is None:
+        return json_error(409, "no engine runs in this process")
+    body = await _body(request)
+    mode, endpoint = str(body.get("mode", "listen")), str(body.get("endpoint", ""))
+    if mode not in SPY_MODES:
+        return json_error(400, f"mode {mode!r}: one of {', '.join(SPY_MODES)}")
+    if not endpoint:
+        return json_error(400, "endpoint: the supervisor's phone, e.g. PJSIP/1009")
+    try:
+        done = await control.spy(request.match_info["agent_id"], endpoint, mode, access.current_user(request).username)
+    except LookupError as exc:
+        return json_error(404, str(exc).strip("'\""))
+    except UnsafeField as exc:
+        return json_error(400, str(exc))
+    except ValueError as exc:   # not on a call
+        return json_error(409, str(exc))
+    except AmiError as exc:
+        return json_error(503, f"Asterisk did not take it: {exc}")
+    return web.json_response(done)
+
+
+SPY_MODES = ("listen", "whisper", "barge")
+
+
 def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/api/agents/{agent_id}/spy", spy)
     app.router.add_get("/api/agents", list_agents)
     for action in ("login", "logout", "pause", "ready", "wrapup/extend"):
         app.router.add_post(f"/api/agents/{{agent_id}}/{action}", _action(action))

@@ -114,7 +114,7 @@ class LoginLimiter:
             if any(int(c or 0) >= self.limit for c in counts):
                 return max(1, max([await redis.ttl(k) for k in keys] + [1]))
             return 0
-        except Exception as exc:  # noqa: BLE001 - Redis down: the local limiter decides
+        except Exception as exc:
             log.warning("login limiter: Redis unavailable (%s); limiting in this process", exc)
             now = time.monotonic()
             for key in keys:
@@ -137,7 +137,7 @@ class LoginLimiter:
                     pipe.incr(key)
                     pipe.expire(key, 60, nx=True)
                 await pipe.execute()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.warning("login limiter: could not count in Redis: %s", exc)
 
 
