@@ -196,6 +196,11 @@ class Settings(BaseSettings):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"queue names must be unique, repeated: {', '.join(duplicates)}")
+        for q in queues:
+            for key in ("overflow_to", "when_closed"):
+                target = getattr(q, key)
+                if target is not None and target not in names:
+                    raise ValueError(f"queue {q.name}: {key} {target!r} is not a queue")
         return queues
 
     @classmethod

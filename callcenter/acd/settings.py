@@ -10,8 +10,9 @@ Skill levels run from 1 (can take the call) to 10 (expert); higher is better.
 """
 from __future__ import annotations
 
+from datetime import datetime, time
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -58,6 +59,19 @@ class AcdPolicy(_Section):
     callback_expire_s: float = Field(default=4 * 3600, gt=0)
 
 
+def parse_span(queue: str, span: str) -> tuple[time, time]:
+    """'08:30-17:30' → (08:30, 17:30); '24:00' may end a span (until midnight)."""
+    try:
+        start, end = (part.strip() for part in span.split("-"))
+        opens = time.fromisoformat(start)
+        closes = time.max if end == "24:00" else time.fromisoformat(end)
+    except ValueError:
+        raise ValueError(f"queue {queue}: open_hours {span!r} is not like '08:30-17:30'") from None
+    if closes <= opens:
+        raise ValueError(f"queue {queue}: open_hours {span!r} closes before it opens")
+    return opens, closes
+
+
 class QueuePolicy(_Section):
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
     title: str = ""
@@ -73,6 +87,31 @@ class QueuePolicy(_Section):
     initial_skill_level: int = Field(default=1, ge=1, le=MAX_SKILL_LEVEL)
     min_skill_level: int = Field(default=1, ge=1, le=MAX_SKILL_LEVEL)
     widen_after_s: float | None = Field(default=None, gt=0)
+    # Opening hours: empty means always open (the hotline never closes). A queue with hours
+    # (e.g. billing: ["08:30-12:00", "13:30-17:30"] on working days) sends callers, when it
+    # is closed, to `when_closed` — another queue, so no caller meets a closed door.
+    open_hours: list[str] = Field(default_factory=list)
+    open_days: Literal["every_day", "working_days"] = "every_day"
+    when_closed: str | None = None
+
+    @model_validator(mode="after")
+    def _hours(self) -> QueuePolicy:
+        for span in self.open_hours:
+            parse_span(self.name, span)
+        if self.open_hours and self.when_closed is None:
+            raise ValueError(f"queue {self.name}: open_hours needs when_closed (the queue that takes its callers)")
+        if self.when_closed == self.name:
+            raise ValueError(f"queue {self.name}: when_closed names the queue itself")
+        return self
+
+    def is_open(self, local: datetime, working_day: bool) -> bool:
+        """Open at this local time? (`working_day` from the Chinese calendar)"""
+        if self.open_days == "working_days" and not working_day:
+            return False
+        if not self.open_hours:
+            return True
+        now = local.time()
+        return any(start <= now < end for start, end in (parse_span(self.name, s) for s in self.open_hours))
 
     @model_validator(mode="after")
     def _levels(self) -> QueuePolicy:
@@ -106,7 +145,20 @@ class RoutingPolicy(_Section):
         for q in self.queues:
             if q.overflow_to is not None and q.overflow_to not in names:
                 raise ValueError(f"queue {q.name}: overflow_to {q.overflow_to!r} is not a queue")
+            if q.when_closed is not None and q.when_closed not in names:
+                raise ValueError(f"queue {q.name}: when_closed {q.when_closed!r} is not a queue")
         return self
+
+    def open_queue(self, name: str, local: datetime, working_day: bool) -> str:
+        """The queue that takes a caller routed to `name` now: `name` itself while it is open,
+        else its `when_closed` (followed further if that one is closed too)."""
+        seen = []
+        while True:
+            queue = self.queue(name)
+            if queue.is_open(local, working_day) or queue.when_closed is None or name in seen:
+                return name
+            seen.append(name)
+            name = queue.when_closed
 
     def queue(self, name: str) -> QueuePolicy:
         for q in self.queues:

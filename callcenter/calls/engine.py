@@ -39,6 +39,7 @@ from callcenter.calls.store import CallStore
 from callcenter.clock import Clock, SystemClock
 from callcenter.config import Settings
 from callcenter.ivr.model import Menu
+from callcenter.workdays import is_working_day
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +254,14 @@ class Engine:
         except Exception as exc:
             log.error("outage notice lookup for %s failed: %s", caller_number, exc)
             return None
+
+    def queue_open_now(self, queue: str) -> str:
+        """The queue that takes a caller routed to `queue` at this hour (opening hours, holidays)."""
+        local = self.clock.now().astimezone(zoneinfo.ZoneInfo(self.settings.hotline.timezone))
+        try:
+            return self.policy.open_queue(queue, local, is_working_day(local.date()))
+        except KeyError:
+            return queue   # not a configured queue: the ACD refuses it with a clear error
 
     async def preferred_agent_for(self, caller_number: str) -> str | None:
         """首问负责制: a caller who talked to an agent before is offered to them first."""

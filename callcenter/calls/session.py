@@ -172,14 +172,16 @@ class CallSession:
 
     async def _queue(self, route: RouteToQueue) -> None:
         gw = self.engine.gateway
-        self.queue, self.category = route.queue, route.category
+        self.queue, self.category = self.engine.queue_open_now(route.queue), route.category
+        if self.queue != route.queue:
+            log.info("%s %s is closed now: to %s", self.log_extra, route.queue, self.queue)
         self._move("queued")
         preferred = await self.engine.preferred_agent_for(self.caller_number)
         await self.engine.store.update(self.call_id, queue=self.queue, category=self.category,
                                        queued_at=self.engine.clock.now())
         await gw.start_moh(self.channel)
         await self._feed(acd_ev.CallQueued(
-            call_id=self.call_id, queue=route.queue, at=self.engine.clock.monotonic(),
+            call_id=self.call_id, queue=self.queue, at=self.engine.clock.monotonic(),
             category=route.category, caller=self.caller_number, preferred_agent=preferred,
         ))
         while True:

@@ -8,21 +8,15 @@ aware datetimes; the calendar is read in the hotline's time zone.
 from __future__ import annotations
 
 import zoneinfo
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 
-import chinese_calendar
-
+from callcenter.workdays import is_working_day
 from callcenter.workorders.categories import Category
+
+__all__ = ["add_working_days", "end_of_day", "is_working_day", "next_follow_up_slot", "order_deadlines"]
 
 # Follow-up calls only in these windows (so as not to disturb): 09:00–11:00, 14:30–16:00.
 FOLLOW_UP_WINDOWS = ((time(9, 0), time(11, 0)), (time(14, 30), time(16, 0)))
-
-
-def is_working_day(day: date) -> bool:
-    try:
-        return bool(chinese_calendar.is_workday(day))
-    except NotImplementedError:   # beyond the years the calendar knows: weekdays
-        return day.weekday() < 5
 
 
 def add_working_days(start: datetime, days: int, tz: str) -> datetime:

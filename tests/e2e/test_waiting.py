@@ -91,3 +91,24 @@ async def test_the_agent_gets_a_screen_pop_with_the_callers_last_calls(hotline: 
     assert [c["agent_id"] for c in pops[1]["data"]["last_calls"]] == ["1003"]
     await agent.stop()
     await line.no_channels_left()
+
+
+@pytest.mark.parametrize("hotline", [{"queues": [
+    {"name": "general", "title": "综合", "category": "other"},
+    {"name": "leak", "title": "漏水", "category": "leak"},
+    # Billing keeps office hours on a calendar no caller can hit (one second after midnight):
+    {"name": "billing", "title": "水费", "category": "billing", "open_hours": ["00:00-00:00:01"],
+     "when_closed": "general"},
+    {"name": "complaint", "title": "投诉", "category": "complaint"},
+]}], indirect=True)
+async def test_a_closed_queue_sends_its_callers_to_the_queue_that_covers_it(hotline: Hotline) -> None:
+    line = hotline
+    await line.engine.login("1003", queues=["general"])
+    agent = await start_agent(line, "1003", hangup_after_ms=2000)
+    caller = await start_caller(line, "caller_billing_closed", caller_scenario(
+        keys=(Key("3", MENU_KEY_AFTER_MS),), hangup_after_ms=30_000))
+    [call] = await line.closed_calls(1, timeout=45)
+    assert (call.category, call.queue, call.agent_id, call.disposition) == ("billing", "general", "1003", "answered")
+    await caller.wait(30)
+    await agent.stop()
+    await line.no_channels_left()
