@@ -114,6 +114,9 @@ class IvrSettings(Section):
 
 class RecordingSettings(Section):
     enabled: bool = True
+    # The key an agent presses during a call to pause recording (sensitive data) and again
+    # to resume it; empty turns the keypad control off (the API still works).
+    pause_key: str = Field(default="*", pattern=r"^[0-9*#]?$")
     # Retention: recordings, playback copies and transcripts are purged this many days after
     # the call ended; a category (calls.category) may keep its own number of days.
     retention_days: int = Field(default=365, gt=0)

@@ -31,6 +31,7 @@ from callcenter.acd.settings import RoutingPolicy
 from callcenter.ami import events as ami_ev
 from callcenter.ami.connection import AmiConnection
 from callcenter.ami.dispatch import TaskSupervisor
+from callcenter.ami.errors import AmiError
 from callcenter.ami.fields import clean_caller_name, clean_caller_number
 from callcenter.ami.gateway import AmiGateway
 from callcenter.calls.outbound import CallbackCalls
@@ -95,6 +96,7 @@ class Engine:
             ami_ev.DialEnd: self._dial_end,
             ami_ev.Hangup: self._hangup,
             ami_ev.OriginateResponse: self._originate_response,
+            ami_ev.DTMFEnd: self._dtmf_end,
             ami_ev.Reconnected: self._reconnected,
             ami_ev.Disconnected: self._disconnected,
         }
@@ -191,6 +193,26 @@ class Engine:
         future = self._originations.get(event.action_id)
         if future is not None and not future.done():
             future.set_result(event)
+
+    async def _dtmf_end(self, event: ami_ev.DTMFEnd) -> None:
+        """The agent's pause key during a call pauses recording, and resumes it the next time."""
+        key = self.settings.recording.pause_key
+        session = self._by_channel.get(event.channel)
+        if (not key or session is None or event.digit != key or event.channel != session.agent_channel
+                or event.direction != "Received"):
+            return
+        try:
+            await session.pause_recording(not session.recording_paused)
+        except (ValueError, AmiError) as exc:
+            log.warning("%s pause key: %s", session.log_extra, exc)
+
+    async def pause_recording(self, agent_id: str, paused: bool) -> dict[str, Any]:
+        """Pause or resume the recording of the agent's current call (API)."""
+        self._agent_settings(agent_id)
+        session = next((s for s in self.sessions.values() if s.agent_id == agent_id and s.agent_channel), None)
+        if session is None:
+            raise ValueError(f"agent {agent_id} is not on a call")
+        return {"call_id": session.call_id, "paused": await session.pause_recording(paused)}
 
     async def _dial_begin(self, event: ami_ev.DialBegin) -> None:
         session = self._by_channel.get(event.channel)

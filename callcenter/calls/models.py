@@ -47,6 +47,9 @@ class Call(Base):
     recording_sha256: Mapped[str | None] = mapped_column(String(64))
     recording_duration_s: Mapped[float | None] = mapped_column()
     survey_score: Mapped[int | None] = mapped_column(Integer)
+    # Stretches where recording was paused for sensitive data: [start_s, end_s] from the
+    # recording's start. The audio there is silence and is never transcribed.
+    muted_spans: Mapped[list[list[float]]] = mapped_column(JSON, default=list)
     closed: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
 
     attempts: Mapped[list[AgentAttempt]] = relationship(

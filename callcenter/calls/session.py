@@ -72,6 +72,9 @@ class CallSession:
     inbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     ring: Ring | None = None
     raw_recording: Path | None = None
+    recording_started: float | None = None
+    recording_ended: float | None = None
+    muted_spans: list[list[float | None]] = field(default_factory=list)
     hung_up: asyncio.Event = field(default_factory=asyncio.Event)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     end_how: str | None = None
@@ -303,11 +306,37 @@ class CallSession:
         try:
             await self.engine.gateway.mixmonitor(
                 self.channel, f"{self.engine.settings.asterisk.spool_dir}/recordings/incoming/{name}", "D")
+            self.recording_started = self.engine.clock.monotonic()
         except AmiError as exc:
             log.error("%s recording did not start: %s", self.log_extra, exc)
             self.raw_recording = None
 
+    @property
+    def recording_paused(self) -> bool:
+        return bool(self.muted_spans) and self.muted_spans[-1][1] is None
+
+    async def pause_recording(self, paused: bool) -> bool:
+        """Pause (mute both directions) or resume the recording; returns whether it is paused.
+        Each paused stretch is kept so transcription skips it."""
+        if self.raw_recording is None or self.recording_started is None:
+            raise ValueError(f"call {self.call_id} is not being recorded")
+        if paused == self.recording_paused:
+            return paused
+        await self.engine.gateway.mixmonitor_mute(self.channel, "both", paused)
+        offset = round(self.engine.clock.monotonic() - self.recording_started, 2)
+        if paused:
+            self.muted_spans.append([offset, None])
+        else:
+            self.muted_spans[-1][1] = offset
+        log.info("%s recording %s at %.2f s", self.log_extra, "paused" if paused else "resumed", offset)
+        return paused
+
+    def _mark_recording_end(self) -> None:
+        if self.recording_started is not None and self.recording_ended is None:
+            self.recording_ended = self.engine.clock.monotonic()
+
     async def _stop_recording(self) -> None:
+        self._mark_recording_end()
         if self.raw_recording is None:
             return
         with contextlib.suppress(AmiError):
@@ -329,9 +358,20 @@ class CallSession:
         except RecordingError as exc:
             log.error("%s %s", self.log_extra, exc)
             return
+        spans = self._spans_in_file(done.duration_s)
         await self.engine.store.update(self.call_id, recording_path=str(done.path), recording_sha256=done.sha256,
-                                       recording_duration_s=done.duration_s)
+                                       recording_duration_s=done.duration_s, muted_spans=spans)
         await self.engine.recording_finalised(self.call_id, done.path)
+
+    def _spans_in_file(self, duration_s: float) -> list[list[float]]:
+        """The paused stretches on the file's own timeline. The file starts when media first
+        flows, a moment after MixMonitor was asked; it ends with the call, so the difference
+        between the time we measured and the file's length is that moment."""
+        measured = ((self.recording_ended or self.engine.clock.monotonic()) - (self.recording_started or 0.0))
+        lead = max(0.0, measured - duration_s)
+        return [[round(max(0.0, start - lead), 2),                            # type: ignore[operator]
+                 round(min(duration_s, (end if end is not None else measured) - lead), 2)]
+                for start, end in self.muted_spans]
 
     # ------------------------------------------------------------------ events from Asterisk
 
@@ -369,6 +409,7 @@ class CallSession:
 
     async def on_hangup(self, channel: str) -> None:
         if channel == self.channel:
+            self._mark_recording_end()
             if self.phase is Phase.TALKING and self.hangup_first is None:
                 self.hangup_first = "caller"
             self.hung_up.set()

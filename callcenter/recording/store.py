@@ -46,6 +46,14 @@ class TranscriptStore:
             call = await session.get(Call, call_id)
             return (call.hangup_first, call.survey_score) if call else (None, None)
 
+    async def muted_spans(self, call_id: str) -> list[tuple[float, float]]:
+        """Where recording was paused (never transcribed)."""
+        from callcenter.calls.models import Call
+
+        async with self.sessionmaker() as session:
+            call = await session.get(Call, call_id)
+        return [(float(a), float(b)) for a, b in (call.muted_spans or [])] if call else []
+
     async def transcript(self, call_id: str) -> Transcript | None:
         async with self.sessionmaker() as session:
             return await session.get(Transcript, call_id)

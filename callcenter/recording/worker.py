@@ -65,7 +65,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *, consumer: str |
                     log.error("job %s: recording %s of call %s is gone; dropped", job.message_id, path, job.call_id)
                     await queue.done(job)
                     continue
-                audio_s, words = await asyncio.to_thread(transcribe_wav, model, path, grammar)
+                muted = await store.muted_spans(job.call_id)
+                audio_s, words = await asyncio.to_thread(transcribe_wav, model, path, grammar, muted)
                 took = time.monotonic() - started
                 hangup_first, survey_score = await store.call_facts(job.call_id)
                 results = check_call([Spoken(w.channel, w.word, w.start_s, w.end_s) for w in words], rules,

@@ -107,8 +107,31 @@ async def spy(request: web.Request) -> web.Response:
 SPY_MODES = ("listen", "whisper", "barge")
 
 
+def _recording(paused: bool) -> Any:
+    @access.allow(access.AGENT, access.SUPERVISOR)
+    async def handler(request: web.Request) -> web.Response:
+        """Pause (sensitive data: an ID or bank card number) or resume the call's recording."""
+        agent_id = _agent_id(request)
+        control = request.app.get(AGENT_CONTROL)
+        if control is None:
+            return json_error(409, "no engine runs in this process")
+        try:
+            return web.json_response(await control.pause_recording(agent_id, paused))
+        except LookupError as exc:
+            return json_error(404, str(exc).strip("'\""))
+        except ValueError as exc:
+            return json_error(409, str(exc))
+        except AmiError as exc:
+            return json_error(503, f"Asterisk did not take it: {exc}")
+
+    handler.__name__ = "recording_pause" if paused else "recording_resume"
+    return handler
+
+
 def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/agents/{agent_id}/spy", spy)
+    app.router.add_post("/api/agents/{agent_id}/recording/pause", _recording(True))
+    app.router.add_post("/api/agents/{agent_id}/recording/resume", _recording(False))
     app.router.add_get("/api/agents", list_agents)
     for action in ("login", "logout", "pause", "ready", "wrapup/extend"):
         app.router.add_post(f"/api/agents/{{agent_id}}/{action}", _action(action))

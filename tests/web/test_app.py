@@ -56,6 +56,10 @@ class FakeAgents:
     async def agents(self) -> list[dict[str, Any]]:
         return [{"id": "1001", "state": "available"}]
 
+    async def pause_recording(self, agent_id: str, paused: bool) -> dict[str, Any]:
+        self.done.append(("pause_recording", agent_id, str(paused)))
+        return {"call_id": "c1", "paused": paused}
+
     async def spy(self, agent_id: str, supervisor_endpoint: str, mode: str, supervisor: str) -> dict[str, Any]:
         if agent_id != "1001":
             raise ValueError(f"agent {agent_id} is not on a call")
@@ -237,3 +241,15 @@ async def test_only_supervisors_listen_in_and_bad_requests_say_why(aiohttp_clien
     assert r.status == 400 and "shout" in (await r.json())["error"]
     r = await client.post("/api/agents/1002/spy", json={"endpoint": "PJSIP/1009"}, headers=headers)
     assert r.status == 409 and "not on a call" in (await r.json())["error"]
+
+
+async def test_an_agent_pauses_and_resumes_the_recording_of_their_own_call_only(aiohttp_client, web_app) -> None:
+    app, _, agents = web_app
+    client = await aiohttp_client(app)
+    headers = {"X-CSRF-Token": (await sign_in(client, "a1001", "agent-password-1"))["csrf_token"]}
+    r = await client.post("/api/agents/1001/recording/pause", headers=headers)
+    assert r.status == 200 and (await r.json())["paused"] is True
+    r = await client.post("/api/agents/1001/recording/resume", headers=headers)
+    assert (await r.json())["paused"] is False
+    assert (await client.post("/api/agents/1002/recording/pause", headers=headers)).status == 403
+    assert agents.done[-2:] == [("pause_recording", "1001", "True"), ("pause_recording", "1001", "False")]

@@ -1,4 +1,4 @@
-"""calls: supervisions (listen / whisper / barge log)
+"""calls: supervisions (listen / whisper / barge log), muted spans of recordings
 
 Revision ID: calls_0002
 Revises: calls_0001
@@ -18,6 +18,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('calls', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('muted_spans', sa.JSON(), nullable=True))
     op.create_table('supervisions',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('at', callcenter.db.base.UTCDateTime(timezone=True), nullable=False),
@@ -38,3 +40,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_supervisions_agent_id'))
         batch_op.drop_index(batch_op.f('ix_supervisions_at'))
     op.drop_table('supervisions')
+    with op.batch_alter_table('calls', schema=None) as batch_op:
+        batch_op.drop_column('muted_spans')
