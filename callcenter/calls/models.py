@@ -49,7 +49,7 @@ class Call(Base):
     survey_score: Mapped[int | None] = mapped_column(Integer)
     # Stretches where recording was paused for sensitive data: [start_s, end_s] from the
     # recording's start. The audio there is silence and is never transcribed.
-    muted_spans: Mapped[list[list[float]]] = mapped_column(JSON, default=list)
+    muted_spans: Mapped[list[list[float]] | None] = mapped_column(JSON, default=list)
     closed: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
 
     attempts: Mapped[list[AgentAttempt]] = relationship(
