@@ -25,12 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from callcenter.calls.engine import Engine  # noqa: E402
-from callcenter.config import load_settings  # noqa: E402
-from callcenter.db import create_engine, make_sessionmaker, migrate  # noqa: E402
-from callcenter.ivr.model import load_menu  # noqa: E402
-from callcenter.rig import AsteriskRig  # noqa: E402
-from callcenter.sipp import Sipp, caller_scenario  # noqa: E402
+from callcenter.calls.engine import Engine
+from callcenter.config import load_settings
+from callcenter.db import create_engine, make_sessionmaker, migrate
+from callcenter.ivr.model import load_menu
+from callcenter.rig import AsteriskRig
+from callcenter.sipp import Sipp, caller_scenario
 
 RESULTS = Path(__file__).resolve().parent / "results" / "answer_latency.json"
 BASELINE_NUMBER = "96660"
@@ -38,7 +38,7 @@ BASELINE_NUMBER = "96660"
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def run(rate: float, seconds: float, hold_ms: int) -> dict:

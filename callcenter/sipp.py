@@ -478,7 +478,7 @@ class Sipp:
         if trace_msg:
             args += ["-trace_msg", "-message_file", f"{self.root_dir}/sipp/{name}_messages.log"]
         chroot = shutil.which("chroot") or "/usr/sbin/chroot"
-        out = open(workdir / f"{name}.out", "wb")  # noqa: SIM115 (closed with the process)
+        out = open(workdir / f"{name}.out", "wb")
         process = await asyncio.create_subprocess_exec(
             chroot, str(self.asterisk_root), "sh", "-c", f'cd {self.root_dir}/sipp && exec sipp "$@"', "sipp", *args,
             stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,

@@ -73,8 +73,8 @@ async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url)
     yield engine
     if engine.dialect.name == "postgresql":
-        from callcenter.db import Base
         import callcenter.db.all_models  # noqa: F401
+        from callcenter.db import Base
 
         async with engine.begin() as conn:
             for table in reversed(Base.metadata.sorted_tables):

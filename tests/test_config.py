@@ -29,5 +29,5 @@ def test_environment_overrides_file(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("CALLCENTER_AMI__PORT", "5039")
     assert load_settings().ami.port == 5039
     monkeypatch.setenv("CALLCENTER_AMI__PORT", "notaport")
-    with pytest.raises(ConfigError, match="ami.port"):
+    with pytest.raises(ConfigError, match=r"ami\.port"):
         load_settings()

@@ -123,7 +123,7 @@ class AmiConnection:
             self._closing = False
             self._supervisor = self._tasks.spawn(self._run(), name="ami-supervisor")
 
-    async def wait_connected(self, timeout: float) -> None:  # noqa: ASYNC109 (the wait is the point)
+    async def wait_connected(self, timeout: float) -> None:
         try:
             await asyncio.wait_for(self._ready.wait(), timeout)
         except TimeoutError:
@@ -289,7 +289,7 @@ class AmiConnection:
 
     # --- actions ---------------------------------------------------------------------
 
-    async def _send(self, protocol: AmiProtocol, fields: dict[str, Any], name: str, timeout: float,  # noqa: ASYNC109
+    async def _send(self, protocol: AmiProtocol, fields: dict[str, Any], name: str, timeout: float,
                     as_list: bool = False) -> Reply:
         if protocol.closed:
             raise AmiUnavailable(f"AMI connection closed; {name} not sent")
@@ -308,7 +308,7 @@ class AmiConnection:
             raise AmiUnavailable(f"not connected to AMI; {name} not sent")
         return protocol
 
-    async def action(self, fields: Mapping[str, ActionValue], *, timeout: float | None = None) -> dict[str, str]:  # noqa: ASYNC109
+    async def action(self, fields: Mapping[str, ActionValue], *, timeout: float | None = None) -> dict[str, str]:
         """Send one action (every field checked) and return its successful response."""
         checked = check_action(fields, self.limits.max_field_length)
         name = next(str(v) for k, v in checked.items() if k.lower() == "action")
@@ -318,7 +318,7 @@ class AmiConnection:
             raise AmiActionFailed(name, reply.get("Message", ""))
         return reply
 
-    async def action_list(self, fields: Mapping[str, ActionValue], *, timeout: float | None = None) -> list[Event]:  # noqa: ASYNC109
+    async def action_list(self, fields: Mapping[str, ActionValue], *, timeout: float | None = None) -> list[Event]:
         """Send a list action (CoreShowChannels ...) and return the events of its list."""
         checked = check_action(fields, self.limits.max_field_length)
         name = next(str(v) for k, v in checked.items() if k.lower() == "action")
@@ -349,7 +349,7 @@ class AmiConnection:
                         complete[0].listed_channels, len(channels))
         return channels
 
-    async def agi(self, channel: str, command: str, timeout: float | None = None) -> AgiResult:  # noqa: ASYNC109
+    async def agi(self, channel: str, command: str, timeout: float | None = None) -> AgiResult:
         """Run one AGI command on a channel in AsyncAGI and return its reply.
 
         `timeout` bounds the wait for the command to finish; None waits as long as the

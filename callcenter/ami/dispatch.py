@@ -94,7 +94,7 @@ class CallOrderedDispatcher:
             if self._queues.get(key) is queue:
                 del self._queues[key]
 
-    async def idle(self, timeout: float) -> bool:  # noqa: ASYNC109
+    async def idle(self, timeout: float) -> bool:
         """Wait (bounded) until every submitted event has been handled; True if so."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

@@ -97,7 +97,7 @@ class AmiGateway:
         result = await self.connection.agi(self._channel(channel), command, timeout=timeout_ms / 1000 + self._quick)
         return _digit(result, channel)
 
-    async def exec_app(self, channel: str, app: str, args: str = "", timeout: float | None = None) -> AgiResult:  # noqa: ASYNC109
+    async def exec_app(self, channel: str, app: str, args: str = "", timeout: float | None = None) -> AgiResult:
         """EXEC a dialplan application; `timeout` None for ones that block (Dial)."""
         command = f"EXEC {_checked(app, _APP, 'app', 'an application name')}"
         if args:

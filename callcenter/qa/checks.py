@@ -139,7 +139,7 @@ def check_call(words: list[Spoken], rules: Rules, *, duration_s: float, hangup_f
 
     times = sorted((w.start_s, w.end_s) for w in words)
     gaps, last_end = [], 0.0
-    for start, end in times + [(duration_s, duration_s)]:
+    for start, end in [*times, (duration_s, duration_s)]:
         if start - last_end > rules.silence.max_gap_s:
             gaps.append(Evidence(last_end, start, "both", "silence"))
         last_end = max(last_end, end)

@@ -17,7 +17,6 @@ from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from callcenter.db.base import UTCDateTime
-
 from callcenter.workorders import lifecycle
 from callcenter.workorders.alerts import order_alert, send_all
 from callcenter.workorders.models import WorkOrder

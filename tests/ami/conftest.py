@@ -46,7 +46,7 @@ class Recorder:
     def of(self, kind: type[Event]) -> list[Any]:
         return [e for e in self.events if isinstance(e, kind)]
 
-    async def wait_for(self, predicate: Callable[[list[Event]], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_for(self, predicate: Callable[[list[Event]], bool], timeout: float = 5.0) -> None:
         async with asyncio.timeout(timeout):
             while not predicate(self.events):
                 self.changed.clear()

@@ -165,14 +165,14 @@ class FakeAmi:
         finally:
             self._tasks.discard(task)
 
-    async def wait_sessions(self, count: int, timeout: float = 5.0) -> FakeSession:  # noqa: ASYNC109
+    async def wait_sessions(self, count: int, timeout: float = 5.0) -> FakeSession:
         async with asyncio.timeout(timeout):
             while len(self.sessions) < count:
                 self._new_session.clear()
                 await self._new_session.wait()
         return self.sessions[count - 1]
 
-    async def wait_action(self, name: str, session: FakeSession | None = None, timeout: float = 5.0) -> dict[str, str]:  # noqa: ASYNC109
+    async def wait_action(self, name: str, session: FakeSession | None = None, timeout: float = 5.0) -> dict[str, str]:
         async with asyncio.timeout(timeout):
             while True:
                 for s in [session] if session else self.sessions:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
 import shutil
 import uuid
@@ -28,9 +27,9 @@ from callcenter.db import create_engine, make_sessionmaker, migrate
 from callcenter.ivr.model import load_menu
 from callcenter.ivr.prompts import build_prompts
 from callcenter.rig import AsteriskRig, RigError
+from callcenter.sipp import Sipp
 from callcenter.workorders.categories import load_categories
 from callcenter.workorders.service import WorkOrderService
-from callcenter.sipp import Sipp
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
 AGENTS = {"1001": 5071, "1002": 5072, "1003": 5073, "1004": 5074}

@@ -39,5 +39,5 @@ def test_agent_hanging_up_first_and_a_low_score_are_flagged() -> None:
 def test_a_broken_rules_file_names_the_key(tmp_path) -> None:
     bad = tmp_path / "rules.yaml"
     bad.write_text("greeting: {within_s: -1, phrases: []}\n")
-    with pytest.raises(RulesError, match="greeting.within_s"):
+    with pytest.raises(RulesError, match=r"greeting\.within_s"):
         load_rules(bad)

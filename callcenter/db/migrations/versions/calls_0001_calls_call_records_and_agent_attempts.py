@@ -1,7 +1,7 @@
 """calls: call records and agent attempts
 
 Revision ID: calls_0001
-Revises: 
+Revises:
 Create Date: 2026-11-22 22:35:49.908382
 """
 from collections.abc import Sequence

@@ -1,7 +1,7 @@
 """recording: transcripts, their words and checks
 
 Revision ID: recording_0001
-Revises: 
+Revises:
 Create Date: 2026-11-22 23:49:41.999572
 """
 from collections.abc import Sequence

@@ -1,7 +1,7 @@
 """web: users, API tokens, page sessions
 
 Revision ID: web_0001
-Revises: 
+Revises:
 Create Date: 2026-11-22 23:40:27.463018
 """
 from collections.abc import Sequence

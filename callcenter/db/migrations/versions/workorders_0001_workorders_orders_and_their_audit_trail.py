@@ -1,7 +1,7 @@
 """workorders: orders and their audit trail
 
 Revision ID: workorders_0001
-Revises: 
+Revises:
 Create Date: 2026-11-23 00:00:00.645099
 """
 from collections.abc import Sequence
