@@ -82,7 +82,7 @@ async def test_the_worker_makes_the_copy_and_keeps_nothing_of_a_call_erased_mean
     wav, ogg = files[0], files[1]
     ogg.unlink()
 
-    def transcribe(model, path, grammar=None):
+    def transcribe(model, path, grammar=None, muted=None):
         if erased_meanwhile:   # the caller's erasure runs while the worker decodes
             path.unlink()
         return 2.0, [Word("caller", "漏水", 0.5, 0.9, 0.9)]
