@@ -11,6 +11,8 @@ Rules
   IVR → abandoned_in_ivr; waiting or ringing → abandoned_in_queue; talking or survey →
   answered; a menu message that ends the call → message_only; a callback taken → callback.
 - Who hung up first is decided once, by the first of the two parties to leave the talk.
+- A transfer ends the agent's leg and puts the caller back to waiting (for the target queue,
+  or first for the target agent); the record keeps every leg as an attempt.
 - An event that does not fit the phase raises `IllegalPhase` and changes nothing.
 """
 from __future__ import annotations
@@ -40,7 +42,7 @@ TRANSITIONS: dict[Phase, dict[str, Phase]] = {
     P.WAITING: {"ring": P.RINGING, "callback": P.ENDED, "hangup": P.ENDED, "failed": P.ENDED,
                 "requeued": P.WAITING},
     P.RINGING: {"agent_answered": P.TALKING, "ring_failed": P.WAITING, "hangup": P.ENDED, "failed": P.ENDED},
-    P.TALKING: {"agent_left": P.SURVEY, "hangup": P.ENDED, "failed": P.ENDED},
+    P.TALKING: {"agent_left": P.SURVEY, "transferred": P.WAITING, "hangup": P.ENDED, "failed": P.ENDED},
     P.SURVEY: {"hangup": P.ENDED, "done": P.ENDED, "failed": P.ENDED},
     P.ENDED: {},
 }

@@ -35,7 +35,7 @@ from callcenter.ami.errors import AmiError
 from callcenter.ami.fields import clean_caller_name, clean_caller_number
 from callcenter.ami.gateway import AmiGateway
 from callcenter.calls.outbound import CallbackCalls
-from callcenter.calls.session import CallSession
+from callcenter.calls.session import CallSession, Transfer
 from callcenter.calls.store import CallStore
 from callcenter.clock import Clock, SystemClock
 from callcenter.config import Settings
@@ -205,6 +205,28 @@ class Engine:
             await session.pause_recording(not session.recording_paused)
         except (ValueError, AmiError) as exc:
             log.warning("%s pause key: %s", session.log_extra, exc)
+
+    async def transfer(self, agent_id: str, *, queue: str | None = None, to_agent: str | None = None) -> dict[str, Any]:
+        """Blind transfer of the agent's caller to a queue or to a colleague: the agent's leg
+        ends, the caller waits again (the record keeps every leg; the recording goes on)."""
+        self._agent_settings(agent_id)
+        if (queue is None) == (to_agent is None):
+            raise ValueError("transfer to a queue or to an agent (one of them)")
+        if queue is not None:
+            try:
+                self.policy.queue(queue)
+            except KeyError:
+                raise LookupError(f"unknown queue {queue!r}") from None
+        if to_agent is not None:
+            self._agent_settings(to_agent)
+            if to_agent == agent_id:
+                raise ValueError("an agent does not transfer a call to themself")
+        session = next((s for s in self.sessions.values() if s.agent_id == agent_id and s.agent_channel), None)
+        if session is None or session.agent_channel is None:
+            raise ValueError(f"agent {agent_id} is not on a call")
+        session.transfer = Transfer(queue=queue, agent_id=to_agent)
+        await self.gateway.hangup(session.agent_channel)
+        return {"call_id": session.call_id, "to_queue": queue or session.queue, "to_agent": to_agent}
 
     async def pause_recording(self, agent_id: str, paused: bool) -> dict[str, Any]:
         """Pause or resume the recording of the agent's current call (API)."""

@@ -39,6 +39,15 @@ SURVEY_TIMEOUT_MS = 6000
 CALLBACK_KEY = "1"
 
 
+@dataclass(frozen=True)
+class Transfer:
+    """Where an agent sends the caller: another queue, or a colleague first (in the same queue
+    unless one is named; if the colleague does not answer, whoever is free in that queue)."""
+
+    queue: str | None = None
+    agent_id: str | None = None
+
+
 @dataclass
 class Ring:
     """What the session is doing about one RingAgent from the ACD."""
@@ -73,6 +82,7 @@ class CallSession:
     ring: Ring | None = None
     raw_recording: Path | None = None
     recording_started: float | None = None
+    transfer: Transfer | None = None
     recording_ended: float | None = None
     muted_spans: list[list[float | None]] = field(default_factory=list)
     hung_up: asyncio.Event = field(default_factory=asyncio.Event)
@@ -256,6 +266,9 @@ class CallSession:
             await self._ring_failed(status)
             await gw.start_moh(self.channel)
             return False
+        if self.transfer is not None and self.phase is Phase.TALKING:
+            await self._transferred(self.transfer)
+            return False
         # The talk is over and the caller is still here: the agent hung up first.
         await self._agent_left()
         await self._survey()
@@ -274,6 +287,21 @@ class CallSession:
         await self.engine.store.end_attempt(self.call_id, ring.attempt_id, ring_failure(status), self.engine.clock.now())
         await self._feed(acd_ev.AgentRingFailed(call_id=self.call_id, agent_id=ring.command.agent_id,
                                                 reason=ring_failure(status), at=self.engine.clock.monotonic()))  # type: ignore[arg-type]
+
+    async def _transferred(self, transfer: Transfer) -> None:
+        """This agent's leg is over; the caller waits again, for the target queue or agent.
+        The recording goes on: one file for the whole call."""
+        self.transfer = None
+        self._move("transferred")
+        log.info("%s transferred by %s to %s", self.log_extra, self.agent_id, transfer)
+        await self._feed(acd_ev.CallEnded(call_id=self.call_id, at=self.engine.clock.monotonic()))
+        self.queue = transfer.queue or self.queue
+        self.agent_id, self.agent_channel = None, None
+        await self.engine.store.update(self.call_id, queue=self.queue)
+        await self.engine.gateway.start_moh(self.channel)
+        await self._feed(acd_ev.CallQueued(
+            call_id=self.call_id, queue=self.queue, at=self.engine.clock.monotonic(), category=self.category,
+            caller=self.caller_number, preferred_agent=transfer.agent_id))
 
     async def _agent_left(self) -> None:
         if self.phase is not Phase.TALKING:
@@ -298,8 +326,8 @@ class CallSession:
     # ------------------------------------------------------------------ recording
 
     async def _start_recording(self) -> None:
-        if not self.engine.settings.recording.enabled:
-            return
+        if not self.engine.settings.recording.enabled or self.raw_recording is not None:
+            return   # off, or already running (a transferred call keeps one recording)
         name = f"{self.call_id}.raw"
         self.raw_recording = self.engine.settings.paths.recordings_dir / "incoming" / name
         self.raw_recording.parent.mkdir(parents=True, exist_ok=True)

@@ -107,6 +107,27 @@ async def spy(request: web.Request) -> web.Response:
 SPY_MODES = ("listen", "whisper", "barge")
 
 
+@access.allow(access.AGENT, access.SUPERVISOR)
+async def transfer(request: web.Request) -> web.Response:
+    """Blind transfer of the agent's caller: {"queue": "billing"} or {"agent": "1002"}."""
+    agent_id = _agent_id(request)
+    control = request.app.get(AGENT_CONTROL)
+    if control is None:
+        return json_error(409, "no engine runs in this process")
+    body = await _body(request)
+    queue, to_agent = body.get("queue"), body.get("agent")
+    if not all(v is None or isinstance(v, str) for v in (queue, to_agent)):
+        return json_error(400, "queue, agent: text")
+    try:
+        return web.json_response(await control.transfer(agent_id, queue=queue, to_agent=to_agent))
+    except LookupError as exc:
+        return json_error(404, str(exc).strip("'\""))
+    except ValueError as exc:
+        return json_error(409, str(exc))
+    except AmiError as exc:
+        return json_error(503, f"Asterisk did not take it: {exc}")
+
+
 def _recording(paused: bool) -> Any:
     @access.allow(access.AGENT, access.SUPERVISOR)
     async def handler(request: web.Request) -> web.Response:
@@ -130,6 +151,7 @@ def _recording(paused: bool) -> Any:
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/agents/{agent_id}/spy", spy)
+    app.router.add_post("/api/agents/{agent_id}/transfer", transfer)
     app.router.add_post("/api/agents/{agent_id}/recording/pause", _recording(True))
     app.router.add_post("/api/agents/{agent_id}/recording/resume", _recording(False))
     app.router.add_get("/api/agents", list_agents)

@@ -56,6 +56,12 @@ class FakeAgents:
     async def agents(self) -> list[dict[str, Any]]:
         return [{"id": "1001", "state": "available"}]
 
+    async def transfer(self, agent_id: str, *, queue: str | None = None, to_agent: str | None = None) -> dict[str, Any]:
+        if queue == "nowhere":
+            raise LookupError("unknown queue 'nowhere'")
+        self.done.append(("transfer", agent_id, queue or to_agent or ""))
+        return {"call_id": "c1", "to_queue": queue, "to_agent": to_agent}
+
     async def pause_recording(self, agent_id: str, paused: bool) -> dict[str, Any]:
         self.done.append(("pause_recording", agent_id, str(paused)))
         return {"call_id": "c1", "paused": paused}
@@ -253,3 +259,14 @@ async def test_an_agent_pauses_and_resumes_the_recording_of_their_own_call_only(
     assert (await r.json())["paused"] is False
     assert (await client.post("/api/agents/1002/recording/pause", headers=headers)).status == 403
     assert agents.done[-2:] == [("pause_recording", "1001", "True"), ("pause_recording", "1001", "False")]
+
+
+async def test_an_agent_transfers_their_own_caller(aiohttp_client, web_app) -> None:
+    app, _, agents = web_app
+    client = await aiohttp_client(app)
+    headers = {"X-CSRF-Token": (await sign_in(client, "a1001", "agent-password-1"))["csrf_token"]}
+    r = await client.post("/api/agents/1001/transfer", json={"queue": "billing"}, headers=headers)
+    assert r.status == 200 and agents.done[-1] == ("transfer", "1001", "billing")
+    r = await client.post("/api/agents/1001/transfer", json={"queue": "nowhere"}, headers=headers)
+    assert r.status == 404 and "nowhere" in (await r.json())["error"]
+    assert (await client.post("/api/agents/1002/transfer", json={"agent": "1001"}, headers=headers)).status == 403

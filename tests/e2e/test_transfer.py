@@ -1,0 +1,55 @@
+"""Blind transfer on the real Asterisk: agent 1001 sends the caller to agent 1002; the record
+keeps both legs and one recording covers the whole call."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from callcenter.sipp import Key, caller_scenario
+from tests.e2e.conftest import Hotline, wait_until
+from tests.e2e.test_spine import MENU_KEY_AFTER_MS, start_agent, start_caller
+
+pytestmark = pytest.mark.asterisk
+
+
+async def test_an_agent_transfers_the_caller_to_a_colleague(hotline: Hotline) -> None:
+    line = hotline
+    # Both sides speak the whole time: MixMonitor writes only while media flows.
+    caller_speech = line.sipp.speech("caller_transfer.pcap", "i would like to ask about my water bill please "
+                                     "and also about the meter reading", total_s=30)
+    agent_speech = line.sipp.speech("agent_transfer.pcap", "let me put you through to my colleague", total_s=30)
+    await line.engine.login("1001")
+    await line.engine.login("1002")
+    first = await start_agent(line, "1001", speech=agent_speech, hangup_after_ms=60_000)
+    second = await start_agent(line, "1002", speech=agent_speech, hangup_after_ms=60_000)
+    caller = await start_caller(line, "caller_transferred", caller_scenario(
+        number="13977778888", keys=(Key("2", MENU_KEY_AFTER_MS),), speech_pcap=caller_speech, speak_after_ms=500,
+        hangup_after_ms=16_000))
+    await wait_until(lambda: line.agent_state("1001") == "on_call", 30, "agent 1001 takes the call")
+    with pytest.raises(ValueError, match="one of them"):
+        await line.engine.transfer("1001")
+    with pytest.raises(LookupError, match="unknown queue"):
+        await line.engine.transfer("1001", queue="nowhere")
+    await asyncio.sleep(3)   # they talk a little first
+    done = await line.engine.transfer("1001", to_agent="1002")
+    await wait_until(lambda: line.agent_state("1002") == "on_call", 30, "agent 1002 takes the transferred call")
+    assert line.agent_state("1001") in ("wrap_up", "available")
+    assert await caller.wait(60) == 0, caller.output()[-2000:]
+    [call] = await line.closed_calls(1)
+    assert call.id == done["call_id"]
+    assert [(a.agent_id, a.result) for a in call.attempts] == [("1001", "answered"), ("1002", "answered")]
+    assert (call.agent_id, call.disposition, call.hangup_first) == ("1002", "answered", "caller")
+
+    async def recorded() -> bool:
+        [c] = await line.calls()
+        return c.recording_path is not None
+
+    await wait_until(recorded, 20, "the one recording is finalised")
+    [call] = await line.calls()
+    assert Path(call.recording_path).exists()
+    assert call.recording_duration_s > (call.ended_at - call.agent_answered_at).total_seconds() + 1   # both legs
+    for phone in (first, second):
+        await phone.stop()
+    await line.no_channels_left()
