@@ -316,7 +316,13 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.set_defaults(func=lambda a, m=module, n=name: _delegate(m, n, a))
 
-    args = parser.parse_args(argv)
+    # A delegated command's own options (`erase --number N`) are not ours: argparse's
+    # REMAINDER cannot begin with an option, so they are collected as unknown and handed on.
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        if not hasattr(args, "rest"):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.rest = unknown + args.rest
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:

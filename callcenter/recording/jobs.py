@@ -61,6 +61,12 @@ class TranscriptionQueue:
         answer = await self.redis.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count, block=block_ms)
         return [self._job(mid, fields) for _, entries in (answer or []) for mid, fields in entries]
 
+    async def still_working(self, job: Job, consumer: str) -> None:
+        """Tell the group this live worker still holds `job` (resets its idle time), so a
+        long decode is not taken for a dead worker's and done twice."""
+        await self.redis.xclaim(self.stream, self.group, consumer, min_idle_time=0,
+                                message_ids=[job.message_id], justid=True)
+
     async def done(self, job: Job) -> None:
         await self.redis.xack(self.stream, self.group, job.message_id)
 

@@ -10,6 +10,7 @@ import array
 import json
 import os
 import wave
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,8 +95,11 @@ def transcribe_wav(model: Any, wav_path: Path, grammar: list[str] | None = None,
                    muted: list[tuple[float, float]] | None = None) -> tuple[float, list[Word]]:
     """(audio seconds, words of both channels in time order)."""
     rate, channels = split_channels(wav_path)
-    words: list[Word] = []
-    for name, pcm in zip(CHANNELS, channels, strict=False):
-        words += recognise(model, silence_spans(pcm, muted or [], rate), rate, name, grammar)
+    # The two channels in two threads: Vosk releases the GIL, so one long call is ready about
+    # twice as fast when a core is free.
+    with ThreadPoolExecutor(max_workers=len(channels)) as pool:
+        parts = pool.map(lambda named: recognise(model, silence_spans(named[1], muted or [], rate), rate, named[0],
+                                                 grammar), zip(CHANNELS, channels, strict=False))
+        words: list[Word] = [w for part in parts for w in part]
     duration = len(channels[0]) / 2 / rate
     return duration, sorted(words, key=lambda w: (w.start_s, w.channel))

@@ -66,7 +66,13 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *, consumer: str |
                     await queue.done(job)
                     continue
                 muted = await store.muted_spans(job.call_id)
-                audio_s, words = await asyncio.to_thread(transcribe_wav, model, path, grammar, muted)
+                decoding = asyncio.ensure_future(asyncio.to_thread(transcribe_wav, model, path, grammar, muted))
+                while not decoding.done():
+                    # A long call takes longer than reclaim_after_s: say we are alive.
+                    await asyncio.wait({decoding}, timeout=reclaim_after_s / 3)
+                    if not decoding.done():
+                        await queue.still_working(job, consumer)
+                audio_s, words = decoding.result()
                 took = time.monotonic() - started
                 hangup_first, survey_score = await store.call_facts(job.call_id)
                 results = check_call([Spoken(w.channel, w.word, w.start_s, w.end_s) for w in words], rules,

@@ -114,3 +114,29 @@ async def test_a_worker_killed_mid_job_loses_nothing(settings, sessionmaker, dat
     assert done == 1 and await queue.pending() == 0
     store = TranscriptStore(sessionmaker)
     assert await store.has(call_id) and len({w.channel for w in await store.words(call_id)}) == 2
+
+
+async def test_a_live_worker_keeps_a_long_job_and_a_silent_one_loses_it(redis_client) -> None:
+    client, prefix = redis_client
+    queue = TranscriptionQueue(client, prefix)
+    await queue.ensure_group()
+    await queue.enqueue("long-call", "/nowhere/long-call.wav")
+    [job] = await queue.next_jobs("worker-a", block_ms=100)
+    for _ in range(3):   # decoding a long call, saying so every 0.1 s
+        await asyncio.sleep(0.1)
+        await queue.still_working(job, "worker-a")
+        assert await queue.next_jobs("worker-b", block_ms=10, reclaim_after_s=0.25) == []
+    await asyncio.sleep(0.3)   # worker-a falls silent (killed): the job goes to worker-b
+    assert [j.call_id for j in await queue.next_jobs("worker-b", block_ms=10, reclaim_after_s=0.25)] == ["long-call"]
+
+
+def test_delegated_commands_take_their_own_options(settings, monkeypatch) -> None:
+    from callcenter import cli
+
+    seen = {}
+    monkeypatch.setattr(cli, "_settings", lambda args: settings)
+    monkeypatch.setattr("callcenter.recording.cli.main", lambda name, argv, s: seen.update(name=name, argv=argv) or 0)
+    assert cli.main(["erase", "--number", "13800000000", "--reason", "公民申请删除"]) == 0
+    assert seen == {"name": "erase", "argv": ["--number", "13800000000", "--reason", "公民申请删除"]}
+    with pytest.raises(SystemExit):
+        cli.main(["init", "--bogus"])
