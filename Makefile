@@ -40,6 +40,8 @@ bench: setup
 	$(PY) bench/ami_ingest.py
 	$(PY) bench/reports.py
 	$(PY) bench/transcription.py
+	$(PY) bench/reports.py
+	$(PY) bench/transcription.py
 
 clean:
 	scripts/asterisk-root.sh stop || true

@@ -25,7 +25,6 @@ import asyncio
 import json
 import logging
 import os
-import platform
 import statistics
 import sys
 import time
@@ -35,6 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchinfo import machine  # noqa: E402 (bench/ is the script's own folder)
 from panoramisk.ami_protocol import AMIProtocol  # noqa: E402
 from panoramisk.manager import Manager  # noqa: E402
 
@@ -142,18 +142,6 @@ async def run_panoramisk(stream: bytes, expected: int) -> float:
         raise RuntimeError(f"panoramisk dispatched {seen} events, expected {len(state) * per_call_used}")
     return expected / elapsed
 
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cpus_visible": os.cpu_count(), "python": platform.python_version(),
-            "implementation": platform.python_implementation(), "system": f"{platform.system()} {platform.release()}"}
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import sqlite3
 import statistics
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from benchinfo import machine
 
 from callcenter.db import create_engine, make_sessionmaker, migrate
 from callcenter.workorders import watcher
@@ -173,7 +173,7 @@ def main() -> None:
               "work_order_events": (EVENT_COLUMNS, event_rows), "follow_ups": (FOLLOWUP_COLUMNS, followup_rows)}
     generated_s = time.perf_counter() - t0
     result: dict[str, Any] = {
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": machine(),
         "data": {"calls": len(call_rows), "work_orders": len(order_rows), "open_orders": OPEN_ORDERS,
                  "events": len(event_rows), "follow_ups": len(followup_rows), "month": MONTH,
                  "generated_s": round(generated_s, 1)},

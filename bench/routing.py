@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import resource
 import statistics
@@ -27,6 +26,8 @@ from collections import deque
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
+
+from benchinfo import machine
 
 from callcenter.acd import commands as cmd
 from callcenter.acd import events as ev
@@ -214,18 +215,6 @@ async def run_redis(decisions: int, seed: int, url: str) -> dict[str, float]:
 def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: round(statistics.median(r[k] for r in runs), 4) for k in runs[0]}
 
-
-def machine() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"python": platform.python_version(), "implementation": platform.python_implementation(),
-            "system": platform.platform(), "cpu": model, "cpus": os.cpu_count()}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
