@@ -58,10 +58,10 @@ class FollowUpService:
 
     async def order_resolved(self, order: WorkOrder, now: datetime) -> None:
         """Policy: every complaint, rush repair and report (categories marked `always`) and every
-        repeat or escalated case is followed up once it is resolved."""
+        repeat, escalated or transferred case is followed up once it is resolved."""
         category = self.orders.categories.categories.get(order.category)
         always = category is not None and category.follow_up == "always"
-        if always or order.repeat_of is not None or order.escalation_level > 0:
+        if always or order.repeat_of is not None or order.escalation_level > 0 or order.transferred:
             if not await self._has_follow_up(order.id):
                 await self.schedule(order.id, now)
 

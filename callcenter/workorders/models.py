@@ -29,6 +29,8 @@ class WorkOrder(Base):
     needs_review: Mapped[bool] = mapped_column(default=False)   # drafted with gaps (no category, no address)
     # A second complaint (二次投诉): the caller's earlier order that is still open.
     repeat_of: Mapped[int | None] = mapped_column(Integer, index=True)
+    # The call was transferred between agents (followed up by policy, like repeat cases).
+    transferred: Mapped[bool] = mapped_column(default=False)
     # The deadline the watcher last warned about (so it warns once per deadline).
     warned: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

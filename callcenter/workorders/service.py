@@ -6,11 +6,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcenter.calls.models import Call
+from callcenter.calls.models import AgentAttempt, Call
 from callcenter.workorders import lifecycle
 from callcenter.workorders.alerts import AlertSink, order_alert, send_all
 from callcenter.workorders.categories import Categories, CategoryError
@@ -54,6 +54,8 @@ class WorkOrderService:
             category_id, needs_review = DRAFT_FALLBACK_CATEGORY, True
             category = self.categories.get(category_id)
         async with self.sessionmaker() as session:
+            legs = (await session.execute(select(func.count()).select_from(AgentAttempt).where(
+                AgentAttempt.call_id == call_id, AgentAttempt.result == "answered"))).scalar_one()
             customer = await session.get(Customer, call.caller_number)
             earlier = (await session.execute(
                 select(WorkOrder.id).where(WorkOrder.caller_number == call.caller_number,
@@ -66,7 +68,7 @@ class WorkOrderService:
             unit=category.unit, agent_id=call.agent_id, state=lifecycle.State.ACCEPTED.value, created_at=call.arrived_at,
             needs_review=needs_review, address=customer.address if customer else None,
             account=customer.account if customer else None,
-            repeat_of=earlier if category_id == COMPLAINT else None,
+            repeat_of=earlier if category_id == COMPLAINT else None, transferred=legs > 1,
             **order_deadlines(category, call.arrived_at, self.timezone),
         )
         try:

@@ -182,3 +182,18 @@ async def test_the_database_filter_never_hides_an_order_the_watcher_must_act_on(
             assert acted <= looked, f"at +{minutes} min the filter hid {sorted(acted - looked)}"
             acted_somewhen += len(acted)
         assert acted_somewhen > 100   # the fixture gives the watcher plenty to do
+
+
+async def test_a_transferred_call_is_followed_up_whatever_its_category(service, sessionmaker) -> None:
+    from callcenter.calls.models import AgentAttempt
+
+    FollowUpService(sessionmaker, service)
+    await a_call(sessionmaker, "moved", "billing", number="13600000009")
+    async with sessionmaker() as session, session.begin():
+        session.add_all([AgentAttempt(call_id="moved", agent_id=a, started_at=T0, result="answered")
+                         for a in ("1001", "1002")])
+    order = await service.draft_from_call("moved")
+    assert order.transferred
+    await service.apply(order.id, Event.RESOLVE, actor="1002")
+    async with sessionmaker() as session:
+        assert [f.order_id for f in (await session.execute(FollowUp.__table__.select())).all()] == [order.id]

@@ -22,6 +22,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('account', sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column('repeat_of', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('warned', sa.String(length=16), nullable=True))
+        batch_op.add_column(sa.Column('transferred', sa.Boolean(), nullable=False, server_default=sa.false()))
         batch_op.create_index(batch_op.f('ix_work_orders_repeat_of'), ['repeat_of'], unique=False)
     op.create_table('customers',
     sa.Column('number', sa.String(length=32), nullable=False),
@@ -59,6 +60,7 @@ def downgrade() -> None:
     op.drop_table('customers')
     with op.batch_alter_table('work_orders', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_work_orders_repeat_of'))
+        batch_op.drop_column('transferred')
         batch_op.drop_column('warned')
         batch_op.drop_column('repeat_of')
         batch_op.drop_column('account')
