@@ -98,6 +98,20 @@ def last_week(today: date) -> str:
     return f"{year}-W{week:02d}"
 
 
+def due_reports(today: date) -> list[tuple[str, str]]:
+    """The reports that go out on `today` (local): yesterday's daily; on Monday last week's
+    weekly; on the 26th the platform cycle that ended on the 25th; on the 1st last month's."""
+    due = [("daily", (today - timedelta(days=1)).isoformat())]
+    if today.weekday() == 0:
+        due.append(("weekly", last_week(today)))
+    if today.day == CYCLE_FIRST_DAY:
+        due.append(("cycle", f"{today.year}-{today.month:02d}"))
+    if today.day == 1:
+        previous = today - timedelta(days=1)
+        due.append(("monthly", f"{previous.year}-{previous.month:02d}"))
+    return due
+
+
 @dataclass
 class Report:
     period: Period

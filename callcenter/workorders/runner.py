@@ -8,12 +8,14 @@ import contextlib
 import logging
 import zoneinfo
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from callcenter.config import Settings
 from callcenter.workorders import watcher
 from callcenter.workorders.followups import FollowUpDialer, FollowUpService
-from callcenter.workorders.reports import last_week
+from callcenter.workorders.render import render
+from callcenter.workorders.reports import build, due_reports, last_week
 from callcenter.workorders.service import WorkOrderService
 
 log = logging.getLogger(__name__)
@@ -48,8 +50,37 @@ async def run(settings: Settings, orders: WorkOrderService, followups: FollowUpS
             await followups.draw_weekly_sample(week, w.follow_up_sample_pct, w.follow_up_sample_seed)
             drawn.add(week)
 
+    async def reports_out() -> None:
+        """The day's reports, written once each under <spool>/reports/ (CSV, XLSX, HTML)."""
+        local = datetime.now(UTC).astimezone(zone)
+        if local.hour < 1:
+            return   # the day's figures settle after midnight
+        await write_due_reports(settings, orders, local.date())
+
     await asyncio.gather(
+        _every(600, stop, "reports", reports_out),
         _every(w.watch_interval_s, stop, "deadline scan", lambda: watcher.scan(orders, rules)),
         _every(FOLLOW_UP_POLL_S, stop, "follow-up calls", lambda: followups.call_due(dialer)),
         _every(600, stop, "weekly follow-up sample", weekly_sample),
     )
+
+
+async def write_due_reports(settings: Settings, orders: WorkOrderService, today: date) -> list[Path]:
+    """Write the reports due `today` that are not written yet; returns the files written."""
+    folder = settings.paths.spool_dir / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for kind, when in due_reports(today):
+        if (folder / f"{kind}-{when}.html").exists():
+            continue
+        report = await build(orders.sessionmaker, kind, when, tz=settings.hotline.timezone,
+                             categories=orders.categories, answer_within_s=settings.telephony.answer_within_s,
+                             hotline=settings.hotline.name)
+        for fmt in ("csv", "xlsx", "html"):   # the HTML last: its presence says the set is complete
+            target = folder / f"{kind}-{when}.{fmt}"
+            partial = target.with_suffix(target.suffix + ".tmp")
+            partial.write_bytes(render(report, fmt))
+            partial.replace(target)
+            written.append(target)
+        log.info("%s report %s written to %s", kind, when, folder)
+    return written

@@ -135,3 +135,29 @@ def test_the_cli_writes_the_weekly_report(settings, tmp_path) -> None:
     assert cli.main("report", ["weekly", "--week", "2026-W48", "--format", "xlsx", "--out", str(out)], settings) == 0
     assert load_workbook(out)["indicators"]["A1"].value.endswith("2026-W48")
     assert cli.main("report", ["weekly", "--week", "W48"], settings) == 2
+
+
+def test_which_reports_go_out_on_which_day() -> None:
+    from datetime import date
+
+    from callcenter.workorders.reports import due_reports
+
+    assert due_reports(date(2026, 11, 24)) == [("daily", "2026-11-23")]
+    assert due_reports(date(2026, 11, 23)) == [("daily", "2026-11-22"), ("weekly", "2026-W47")]   # a Monday
+    assert due_reports(date(2026, 11, 26)) == [("daily", "2026-11-25"), ("cycle", "2026-11")]
+    assert due_reports(date(2027, 1, 1)) == [("daily", "2026-12-31"), ("monthly", "2026-12")]
+
+
+async def test_the_days_reports_are_written_once(settings, sessionmaker, week) -> None:
+    from datetime import date
+
+    from callcenter.workorders.runner import write_due_reports
+    from callcenter.workorders.service import WorkOrderService
+
+    orders = WorkOrderService(sessionmaker, load_categories(), TZ)
+    written = await write_due_reports(settings, orders, date(2026, 11, 30))   # Monday after W48
+    assert sorted(p.name for p in written) == sorted(
+        f"{k}.{f}" for k in ("daily-2026-11-29", "weekly-2026-W48") for f in ("csv", "xlsx", "html"))
+    weekly = next(p for p in written if p.name == "weekly-2026-W48.csv").read_text(encoding="utf-8-sig")
+    assert "orders_taken,4" in weekly
+    assert await write_due_reports(settings, orders, date(2026, 11, 30)) == []
