@@ -221,19 +221,22 @@ class Engine:
             self._agent_settings(to_agent)
             if to_agent == agent_id:
                 raise ValueError("an agent does not transfer a call to themself")
-        session = next((s for s in self.sessions.values() if s.agent_id == agent_id and s.agent_channel), None)
-        if session is None or session.agent_channel is None:
-            raise ValueError(f"agent {agent_id} is not on a call")
+        session = self._talking_with(agent_id)
         session.transfer = Transfer(queue=queue, agent_id=to_agent)
         await self.gateway.hangup(session.agent_channel)
         return {"call_id": session.call_id, "to_queue": queue or session.queue, "to_agent": to_agent}
 
+    def _talking_with(self, agent_id: str) -> CallSession:
+        """The call the agent is on now (spy, transfer, pause); ValueError if none."""
+        for session in self.sessions.values():
+            if session.agent_id == agent_id and session.agent_channel:
+                return session
+        raise ValueError(f"agent {agent_id} is not on a call")
+
     async def pause_recording(self, agent_id: str, paused: bool) -> dict[str, Any]:
         """Pause or resume the recording of the agent's current call (API)."""
         self._agent_settings(agent_id)
-        session = next((s for s in self.sessions.values() if s.agent_id == agent_id and s.agent_channel), None)
-        if session is None:
-            raise ValueError(f"agent {agent_id} is not on a call")
+        session = self._talking_with(agent_id)
         return {"call_id": session.call_id, "paused": await session.pause_recording(paused)}
 
     async def _dial_begin(self, event: ami_ev.DialBegin) -> None:
@@ -438,9 +441,7 @@ class Engine:
         from callcenter.calls.models import Supervision
 
         self._agent_settings(agent_id)
-        session = next((s for s in self.sessions.values() if s.agent_id == agent_id and s.agent_channel), None)
-        if session is None or session.agent_channel is None:
-            raise ValueError(f"agent {agent_id} is not on a call")
+        session = self._talking_with(agent_id)
         action_id = await self.gateway.chanspy(supervisor_endpoint, session.agent_channel, mode)  # type: ignore[arg-type]
         async with self.store.sessionmaker() as db, db.begin():
             db.add(Supervision(at=self.clock.now(), supervisor=supervisor, agent_id=agent_id,

@@ -9,7 +9,7 @@ from aiohttp import web
 from callcenter.notices.models import Outage
 from callcenter.notices.service import NoticeError, NoticeService
 from callcenter.web import access
-from callcenter.web.auth import json_error
+from callcenter.web.auth import json_body, json_error
 from callcenter.web.keys import SESSIONMAKER, SETTINGS
 
 NOTICES = web.AppKey("notices", NoticeService)
@@ -23,12 +23,7 @@ def outage_json(o: Outage) -> dict[str, Any]:
 
 @access.allow(access.SUPERVISOR, access.ADMIN)
 async def create(request: web.Request) -> web.Response:
-    try:
-        body = await request.json()
-        if not isinstance(body, dict):
-            raise ValueError
-    except ValueError:
-        return json_error(400, "body must be a JSON object")
+    body = await json_body(request)
     try:
         starts_at, ends_at = (datetime.fromisoformat(str(body.get(k, ""))) for k in ("starts_at", "ends_at"))
     except ValueError:

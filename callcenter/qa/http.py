@@ -29,7 +29,7 @@ from sqlalchemy import select
 
 from callcenter.qa import review
 from callcenter.web import access
-from callcenter.web.auth import json_error
+from callcenter.web.auth import json_body, json_error, json_exception
 from callcenter.web.keys import SESSIONMAKER, SETTINGS
 from callcenter.web.models import User
 
@@ -41,22 +41,12 @@ CHANNELS = ("caller", "agent")
 MAX_LIMIT = 200
 
 
-def _bad(message: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=json_error(400, message).text, content_type="application/json")
+def _bad(message: str) -> web.HTTPException:
+    return json_exception(web.HTTPBadRequest, message)
 
 
-def _not_found(what: str) -> web.HTTPNotFound:
-    return web.HTTPNotFound(text=json_error(404, what).text, content_type="application/json")
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        data = await request.json()
-    except ValueError:
-        raise _bad("body is not JSON") from None
-    if not isinstance(data, dict):
-        raise _bad("body must be a JSON object")
-    return data
+def _not_found(what: str) -> web.HTTPException:
+    return json_exception(web.HTTPNotFound, what)
 
 
 async def scope_for(request: web.Request, user: access.User) -> review.Scope:
@@ -119,7 +109,7 @@ async def search(request: web.Request) -> web.Response:
 
 @access.allow(SUP, ADMIN)
 async def run_assignments(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await json_body(request)
     per_agent = body.get("per_agent", review.DEFAULT_PER_AGENT)
     if isinstance(per_agent, bool) or not isinstance(per_agent, int) or not 0 <= per_agent <= 100:
         raise _bad("per_agent: calls sampled per agent, 0 to 100")
@@ -150,7 +140,7 @@ async def list_assignments(request: web.Request) -> web.Response:
 @access.allow(QA)
 async def submit_review(request: web.Request) -> web.Response:
     user = access.current_user(request)
-    body = await _body(request)
+    body = await json_body(request)
     call_id, comment = body.get("call_id"), body.get("comment", "")
     if not isinstance(call_id, str) or not call_id:
         raise _bad("call_id: the call reviewed")
@@ -198,7 +188,7 @@ async def list_reviewers(request: web.Request) -> web.Response:
 @access.allow(SUP, ADMIN)
 async def set_reviewer_queues(request: web.Request) -> web.Response:
     username = request.match_info["username"]
-    body = await _body(request)
+    body = await json_body(request)
     queues = body.get("queues")
     known = [q.name for q in request.app[SETTINGS].queues]
     if not isinstance(queues, list) or any(q not in known for q in queues):

@@ -23,10 +23,9 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -39,6 +38,7 @@ from callcenter.qa.models import FLAGGED, SAMPLE, Assignment, Review, ReviewerQu
 from callcenter.recording.models import Transcript, TranscriptWord
 from callcenter.web import access
 from callcenter.web.models import User
+from callcenter.workdays import iso_week
 
 DEFAULT_SCORECARDS = Path(__file__).with_name("scorecards.yaml")
 DEFAULT_PER_AGENT = 5
@@ -136,12 +136,11 @@ def weighted_total(card: Scorecard, item_scores: Any) -> tuple[dict[str, float],
 def week_bounds(week: str, tz: str) -> tuple[str, datetime, datetime]:
     """The ISO week ("2026-W47") as (its normal spelling, local Monday 00:00, the next Monday)."""
     try:
-        year, number = (int(part) for part in str(week).split("-W"))
-        monday = date.fromisocalendar(year, number, 1)
+        start, end = iso_week(week, tz)
     except ValueError:
         raise ReviewError(f"week: {week!r} is not an ISO week; expected e.g. 2026-W47") from None
-    start = datetime.combine(monday, time(0), tzinfo=ZoneInfo(tz))
-    return f"{year:04d}-W{number:02d}", start, datetime.combine(monday + timedelta(days=7), time(0), tzinfo=start.tzinfo)
+    year, number, _ = start.date().isocalendar()
+    return f"{year:04d}-W{number:02d}", start, end
 
 
 def _rank(seed: str, week: str, call_id: str) -> str:

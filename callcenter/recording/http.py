@@ -16,7 +16,6 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
@@ -26,7 +25,7 @@ from callcenter.recording.retention import erase_caller
 from callcenter.recording.signing import ExpiredLink, TamperedLink, audio_url, link_key, verify
 from callcenter.recording.store import TranscriptStore
 from callcenter.web import access
-from callcenter.web.auth import json_error
+from callcenter.web.auth import json_body, json_error
 from callcenter.web.keys import SESSIONMAKER, SETTINGS
 
 log = logging.getLogger(__name__)
@@ -124,19 +123,11 @@ async def transcript(request: web.Request) -> web.Response:
     })
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        data = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text='{"error": "body is not JSON"}', content_type="application/json") from None
-    return data if isinstance(data, dict) else {}
-
-
 @access.allow(access.ADMIN)
 async def erase(request: web.Request) -> web.Response:
     """A caller's request: erase the recordings, transcripts and words of every call from a number."""
     user = access.current_user(request)
-    body = await _body(request)
+    body = await json_body(request)
     number, reason = str(body.get("number", "")).strip(), str(body.get("reason", "")).strip()
     if not number or len(number) > 32:
         return json_error(400, "number: the caller's number, as the call records have it")

@@ -1,6 +1,7 @@
 """Transcripts in the database: stored once per call (a second store of the same call is a no-op)."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import delete, select
@@ -9,6 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.recording.models import Transcript, TranscriptWord
 from callcenter.recording.transcribe import Word
+
+
+@dataclass(frozen=True)
+class CallFacts:
+    muted_spans: list[tuple[float, float]] = field(default_factory=list)
+    hangup_first: str | None = None
+    survey_score: int | None = None
 
 
 class TranscriptStore:
@@ -38,21 +46,17 @@ class TranscriptStore:
                                          .order_by(TranscriptWord.start_s, TranscriptWord.id))
             return list(rows.scalars())
 
-    async def call_facts(self, call_id: str) -> tuple[str | None, int | None]:
-        """(who hung up first, survey score) of the call, for the checks."""
+    async def call_facts(self, call_id: str) -> CallFacts:
+        """What the worker needs of the call: where recording was paused (never transcribed),
+        and for the checks who hung up first and the survey score."""
         from callcenter.calls.models import Call
 
         async with self.sessionmaker() as session:
             call = await session.get(Call, call_id)
-            return (call.hangup_first, call.survey_score) if call else (None, None)
-
-    async def muted_spans(self, call_id: str) -> list[tuple[float, float]]:
-        """Where recording was paused (never transcribed)."""
-        from callcenter.calls.models import Call
-
-        async with self.sessionmaker() as session:
-            call = await session.get(Call, call_id)
-        return [(float(a), float(b)) for a, b in (call.muted_spans or [])] if call else []
+        if call is None:
+            return CallFacts()
+        return CallFacts([(float(a), float(b)) for a, b in (call.muted_spans or [])], call.hangup_first,
+                         call.survey_score)
 
     async def transcript(self, call_id: str) -> Transcript | None:
         async with self.sessionmaker() as session:

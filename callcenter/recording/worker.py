@@ -65,8 +65,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *, consumer: str |
                     log.error("job %s: recording %s of call %s is gone; dropped", job.message_id, path, job.call_id)
                     await queue.done(job)
                     continue
-                muted = await store.muted_spans(job.call_id)
-                decoding = asyncio.ensure_future(asyncio.to_thread(transcribe_wav, model, path, grammar, muted))
+                facts = await store.call_facts(job.call_id)
+                decoding = asyncio.ensure_future(asyncio.to_thread(transcribe_wav, model, path, grammar,
+                                                                   facts.muted_spans))
                 while not decoding.done():
                     # A long call takes longer than reclaim_after_s: say we are alive.
                     await asyncio.wait({decoding}, timeout=reclaim_after_s / 3)
@@ -74,9 +75,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *, consumer: str |
                         await queue.still_working(job, consumer)
                 audio_s, words = decoding.result()
                 took = time.monotonic() - started
-                hangup_first, survey_score = await store.call_facts(job.call_id)
                 results = check_call([Spoken(w.channel, w.word, w.start_s, w.end_s) for w in words], rules,
-                                     duration_s=audio_s, hangup_first=hangup_first, survey_score=survey_score)
+                                     duration_s=audio_s, hangup_first=facts.hangup_first,
+                                     survey_score=facts.survey_score)
                 stored = await store.save(job.call_id, words, model=model_name, worker=consumer, audio_s=audio_s,
                                           took_s=round(took, 3), now=datetime.now(UTC),
                                           checks=[r.as_dict() for r in results])

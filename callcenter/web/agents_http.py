@@ -8,7 +8,7 @@ from aiohttp import web
 
 from callcenter.ami.errors import AmiError, UnsafeField
 from callcenter.web import access
-from callcenter.web.auth import json_error
+from callcenter.web.auth import json_body, json_error
 from callcenter.web.keys import AGENT_CONTROL
 
 PAUSE_REASONS = ("break", "training", "follow_up", "meeting", "after_call_work", "other")
@@ -22,22 +22,12 @@ def _agent_id(request: web.Request) -> str:
     return agent_id
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        data = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text='{"error": "body is not JSON"}', content_type="application/json") from None
-    return data if isinstance(data, dict) else {}
-
-
 async def _act(request: web.Request, action: str) -> web.Response:
     agent_id = _agent_id(request)
     control = request.app.get(AGENT_CONTROL)
     if control is None:
         return json_error(409, "no engine runs in this process")
-    body = await _body(request)
+    body = await json_body(request)
     try:
         if action == "login":
             await control.login(agent_id, body.get("endpoint"))
@@ -85,7 +75,7 @@ async def spy(request: web.Request) -> web.Response:
     control = request.app.get(AGENT_CONTROL)
     if control is None:
         return json_error(409, "no engine runs in this process")
-    body = await _body(request)
+    body = await json_body(request)
     mode, endpoint = str(body.get("mode", "listen")), str(body.get("endpoint", ""))
     if mode not in SPY_MODES:
         return json_error(400, f"mode {mode!r}: one of {', '.join(SPY_MODES)}")
@@ -114,7 +104,7 @@ async def transfer(request: web.Request) -> web.Response:
     control = request.app.get(AGENT_CONTROL)
     if control is None:
         return json_error(409, "no engine runs in this process")
-    body = await _body(request)
+    body = await json_body(request)
     queue, to_agent = body.get("queue"), body.get("agent")
     if not all(v is None or isinstance(v, str) for v in (queue, to_agent)):
         return json_error(400, "queue, agent: text")

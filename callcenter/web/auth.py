@@ -9,6 +9,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
@@ -34,6 +35,24 @@ SECURITY_HEADERS = {
 def json_error(status: int, message: str, **extra: str) -> web.Response:
     body = json.dumps({"error": message}, ensure_ascii=False)
     return web.Response(status=status, text=body, content_type="application/json", headers=extra)
+
+
+def json_exception(kind: type[web.HTTPException], message: str) -> web.HTTPException:
+    """The same {"error": ...} body, as an exception a helper deep in a handler can raise."""
+    return kind(text=json.dumps({"error": message}, ensure_ascii=False), content_type="application/json")
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """A request's JSON object ({} when it has no body); 400 when it is not one."""
+    if not request.can_read_body:
+        return {}
+    try:
+        data = await request.json()
+    except ValueError:
+        raise json_exception(web.HTTPBadRequest, "body is not JSON") from None
+    if not isinstance(data, dict):
+        raise json_exception(web.HTTPBadRequest, "body must be a JSON object")
+    return data
 
 
 @web.middleware

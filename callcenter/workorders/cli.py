@@ -9,34 +9,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import zoneinfo
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from callcenter.config import Settings
 from callcenter.db import create_engine, make_sessionmaker, migrate
 from callcenter.workorders.categories import load_categories
 from callcenter.workorders.render import FORMATS, render
-from callcenter.workorders.reports import KINDS, ReportError, build, last_week
-
-
-def default_when(kind: str, settings: Settings, now: datetime | None = None) -> str:
-    """The period a report is about when none is named: yesterday, last week, this month."""
-    today = (now or datetime.now(UTC)).astimezone(zoneinfo.ZoneInfo(settings.hotline.timezone)).date()
-    if kind == "daily":
-        return (today - timedelta(days=1)).isoformat()
-    if kind == "weekly":
-        return last_week(today)
-    return f"{today.year}-{today.month:02d}"
+from callcenter.workorders.reports import KINDS, ReportError, build_for, default_when
 
 
 async def make_report(settings: Settings, kind: str, when: str, fmt: str) -> bytes:
     await migrate(settings.database.url)
     db = create_engine(settings.database.url)
     try:
-        report = await build(make_sessionmaker(db), kind, when, tz=settings.hotline.timezone,
-                             categories=load_categories(settings.workorders.categories_file or None),
-                             answer_within_s=settings.telephony.answer_within_s, hotline=settings.hotline.name)
+        report = await build_for(settings, make_sessionmaker(db),
+                                 load_categories(settings.workorders.categories_file or None), kind, when)
         return render(report, fmt)
     finally:
         await db.dispose()
@@ -51,7 +38,7 @@ def main(name: str, argv: list[str], settings: Settings) -> int:
     parser.add_argument("--format", choices=sorted(FORMATS), default="csv")
     parser.add_argument("--out", type=Path, help="file to write (default: standard output)")
     args = parser.parse_args(argv)
-    when = args.date or args.week or args.month or default_when(args.kind, settings)
+    when = args.date or args.week or args.month or default_when(args.kind, settings.hotline.timezone)
     try:
         data = asyncio.run(make_report(settings, args.kind, when, args.format))
     except ReportError as exc:

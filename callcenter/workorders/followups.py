@@ -7,14 +7,14 @@ import hashlib
 import logging
 import math
 import uuid
-import zoneinfo
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callcenter.workdays import iso_week
 from callcenter.workorders import lifecycle
 from callcenter.workorders.deadlines import next_follow_up_slot
 from callcenter.workorders.models import FollowUp, WorkOrder
@@ -41,13 +41,9 @@ def weekly_sample(order_ids: Sequence[int], week: str, pct: float, seed: str) ->
 def iso_week_bounds(week: str, tz: str) -> tuple[datetime, datetime]:
     """'2026-W47' → (Monday 00:00, next Monday 00:00) in the hotline's zone."""
     try:
-        year, number = week.split("-W")
-        monday = date.fromisocalendar(int(year), int(number), 1)
+        return iso_week(week, tz)
     except ValueError:
         raise ValueError(f"week {week!r}: expected an ISO week like 2026-W47") from None
-    zone = zoneinfo.ZoneInfo(tz)
-    start = datetime.combine(monday, time(0), tzinfo=zone)
-    return start, start + timedelta(days=7)
 
 
 class FollowUpService:

@@ -12,9 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import select
 
 from callcenter.web import access
-from callcenter.web.auth import json_error
+from callcenter.web.auth import json_body, json_error, json_exception
 from callcenter.web.keys import SESSIONMAKER, SETTINGS
 from callcenter.workorders import lifecycle
 from callcenter.workorders.categories import CategoryError, load_categories
@@ -22,7 +23,7 @@ from callcenter.workorders.followups import FollowUpService
 from callcenter.workorders.handover import HandoverError, HandoverService
 from callcenter.workorders.models import FollowUp, WorkOrder, WorkOrderEvent
 from callcenter.workorders.render import FORMATS, render
-from callcenter.workorders.reports import ReportError, build
+from callcenter.workorders.reports import ReportError, build_for, default_when
 from callcenter.workorders.service import WorkOrderService
 
 ORDERS = web.AppKey("workorders", WorkOrderService)
@@ -55,29 +56,17 @@ def event_json(event: WorkOrderEvent) -> dict[str, Any]:
             "to": event.to_state, "reason": event.reason}
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        data = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text='{"error": "body is not JSON"}', content_type="application/json") from None
-    if not isinstance(data, dict):
-        raise web.HTTPBadRequest(text='{"error": "body must be a JSON object"}', content_type="application/json")
-    return data
-
-
 def _order_id(request: web.Request) -> int:
     try:
         return int(request.match_info["order_id"])
     except ValueError:
-        raise web.HTTPNotFound(text='{"error": "no such order"}', content_type="application/json") from None
+        raise json_exception(web.HTTPNotFound, "no such order") from None
 
 
 def _str(body: dict[str, Any], key: str) -> str | None:
     value = body.get(key)
     if value is not None and not isinstance(value, str):
-        raise web.HTTPBadRequest(text=f'{{"error": "{key}: must be text"}}', content_type="application/json")
+        raise json_exception(web.HTTPBadRequest, f"{key}: must be text")
     return value
 
 
@@ -86,8 +75,8 @@ def _deadline(body: dict[str, Any]) -> datetime:
     try:
         return datetime.fromisoformat(raw or "")
     except ValueError:
-        raise web.HTTPBadRequest(text='{"error": "new_deadline: an ISO time such as 2026-11-23T18:00:00+08:00"}',
-                                 content_type="application/json") from None
+        raise json_exception(web.HTTPBadRequest,
+                             "new_deadline: an ISO time such as 2026-11-23T18:00:00+08:00") from None
 
 
 async def _guard(action: Callable[[], Awaitable[Any]]) -> Any:
@@ -95,24 +84,18 @@ async def _guard(action: Callable[[], Awaitable[Any]]) -> Any:
     try:
         return await action()
     except LookupError as exc:
-        raise web.HTTPNotFound(text=_err(str(exc)), content_type="application/json") from None
+        raise json_exception(web.HTTPNotFound, str(exc)) from None
     except lifecycle.IllegalTransition as exc:
-        raise web.HTTPConflict(text=_err(str(exc)), content_type="application/json") from None
+        raise json_exception(web.HTTPConflict, str(exc)) from None
     except (CategoryError, ValueError) as exc:
-        raise web.HTTPBadRequest(text=_err(str(exc)), content_type="application/json") from None
-
-
-def _err(message: str) -> str:
-    import json
-
-    return json.dumps({"error": message}, ensure_ascii=False)
+        raise json_exception(web.HTTPBadRequest, str(exc)) from None
 
 
 async def _order(request: web.Request, order_id: int) -> WorkOrder:
     async with request.app[SESSIONMAKER]() as session:
         order = await session.get(WorkOrder, order_id)
     if order is None:
-        raise web.HTTPNotFound(text=_err(f"no work order {order_id}"), content_type="application/json")
+        raise json_exception(web.HTTPNotFound, f"no work order {order_id}")
     return order
 
 
@@ -120,8 +103,6 @@ async def _order(request: web.Request, order_id: int) -> WorkOrder:
 
 @access.allow(AGENT, SUP, ADMIN)
 async def list_orders(request: web.Request) -> web.Response:
-    from sqlalchemy import select
-
     query = select(WorkOrder).order_by(WorkOrder.id.desc()).limit(min(int(request.query.get("limit", 100)), 500))
     for key in ("state", "unit", "category", "caller_number"):
         if key in request.query:
@@ -143,7 +124,7 @@ async def get_order(request: web.Request) -> web.Response:
 
 @access.allow(AGENT, SUP, ADMIN)
 async def correct_order(request: web.Request) -> web.Response:
-    body, user = await _body(request), access.current_user(request)
+    body, user = await json_body(request), access.current_user(request)
     order = await _guard(lambda: request.app[ORDERS].correct(
         _order_id(request), user.agent_id or user.username, category=_str(body, "category"),
         subcategory=_str(body, "subcategory"), description=_str(body, "description"), address=_str(body, "address")))
@@ -152,7 +133,7 @@ async def correct_order(request: web.Request) -> web.Response:
 
 @access.allow(AGENT, SUP, ADMIN)
 async def order_event(request: web.Request) -> web.Response:
-    body, user = await _body(request), access.current_user(request)
+    body, user = await json_body(request), access.current_user(request)
     name = _str(body, "event") or ""
     allowed = DESK_EVENTS | (SUPERVISOR_EVENTS if user.role in (SUP, ADMIN) else set()) | {"extend"}
     if name not in allowed:
@@ -171,13 +152,11 @@ async def order_event(request: web.Request) -> web.Response:
 def _same_unit(request: web.Request, order: WorkOrder) -> None:
     user = access.current_user(request)
     if user.role == UNIT and order.unit != user.unit:
-        raise web.HTTPForbidden(text=_err(f"order {order.id} belongs to another unit"), content_type="application/json")
+        raise json_exception(web.HTTPForbidden, f"order {order.id} belongs to another unit")
 
 
 @access.allow(UNIT)
 async def unit_orders(request: web.Request) -> web.Response:
-    from sqlalchemy import select
-
     user = access.current_user(request)
     query = select(WorkOrder).where(WorkOrder.unit == user.unit).order_by(WorkOrder.id.desc()).limit(500)
     if request.query.get("open") == "true":
@@ -192,7 +171,7 @@ async def unit_action(request: web.Request) -> web.Response:
     user, action = access.current_user(request), request.match_info["action"]
     order = await _order(request, _order_id(request))
     _same_unit(request, order)
-    body = await _body(request)
+    body = await json_body(request)
     actor, reason, service = f"unit:{user.unit}", _str(body, "reason") or _str(body, "result") or "", request.app[ORDERS]
     if action == "extend":
         order = await _guard(lambda: service.extend(order.id, actor, reason, _deadline(body)))
@@ -218,7 +197,7 @@ async def followup_list(request: web.Request) -> web.Response:
 @access.allow(AGENT, SUP, ADMIN)
 async def followup_answer(request: web.Request) -> web.Response:
     """An agent's own follow-up call: what the citizen said (1 satisfied, 2 not, none: unreachable)."""
-    body = await _body(request)
+    body = await json_body(request)
     digit = _str(body, "digit")
     if digit not in ("1", "2", None):
         return json_error(400, "digit: 1 (satisfied), 2 (not satisfied) or null (not reached)")
@@ -230,18 +209,14 @@ async def followup_answer(request: web.Request) -> web.Response:
 
 @access.allow(SUP, ADMIN)
 async def report(request: web.Request) -> web.Response:
-    from callcenter.workorders.cli import default_when
-
     settings, kind = request.app[SETTINGS], request.match_info["kind"]
     fmt = request.query.get("format", "html")
     if fmt not in FORMATS:
         return json_error(400, f"format {fmt!r}: one of {', '.join(FORMATS)}")
     when = (request.query.get("date") or request.query.get("week") or request.query.get("month")
-            or default_when(kind, settings))
+            or default_when(kind, settings.hotline.timezone))
     try:
-        built = await build(request.app[SESSIONMAKER], kind, when, tz=settings.hotline.timezone,
-                            categories=request.app[ORDERS].categories,
-                            answer_within_s=settings.telephony.answer_within_s, hotline=settings.hotline.name)
+        built = await build_for(settings, request.app[SESSIONMAKER], request.app[ORDERS].categories, kind, when)
     except ReportError as exc:
         return json_error(400, str(exc))
     headers = {} if fmt == "html" else {"Content-Disposition": f'attachment; filename="{kind}-{when}.{fmt}"'}
@@ -269,7 +244,7 @@ async def _handover_step(action: Callable[[], Awaitable[Any]]) -> web.Response:
 
 @access.allow(SUP, ADMIN)
 async def handover_draft(request: web.Request) -> web.Response:
-    body, user = await _body(request), access.current_user(request)
+    body, user = await json_body(request), access.current_user(request)
     zone = zoneinfo.ZoneInfo(request.app[SETTINGS].hotline.timezone)
     try:
         start, end = (datetime.fromisoformat(_str(body, k) or "") for k in ("shift_start", "shift_end"))
@@ -286,7 +261,7 @@ async def handover_get(request: web.Request) -> web.Response:
 
 @access.allow(SUP, ADMIN)
 async def handover_notes(request: web.Request) -> web.Response:
-    body, user = await _body(request), access.current_user(request)
+    body, user = await json_body(request), access.current_user(request)
     return await _handover_step(lambda: request.app[HANDOVERS].add_notes(
         int(request.match_info["handover_id"]), user.username, _str(body, "notes"), _str(body, "flood_notes")))
 

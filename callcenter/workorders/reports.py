@@ -34,6 +34,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
 from callcenter.calls.models import ABANDONED_IN_QUEUE, ANSWERED, Call
+from callcenter.config import Settings
+from callcenter.db.base import seconds_between
+from callcenter.workdays import iso_week
 from callcenter.workorders.categories import Categories
 from callcenter.workorders.models import FollowUp, WorkOrder, WorkOrderEvent
 from callcenter.workorders.service import COMPLAINT
@@ -72,9 +75,7 @@ def period(kind: str, when: str, tz: str) -> Period:
             day = date.fromisoformat(when)
             return Period(kind, day.isoformat(), _local_midnight(day, tz), _local_midnight(day + timedelta(days=1), tz))
         if kind == "weekly":
-            year, number = when.split("-W")
-            monday = date.fromisocalendar(int(year), int(number), 1)
-            return Period(kind, when, _local_midnight(monday, tz), _local_midnight(monday + timedelta(days=7), tz))
+            return Period(kind, when, *iso_week(when, tz))
         year, month = (int(part) for part in when.split("-"))
         first = date(year, month, 1)
         if kind == "monthly":
@@ -96,6 +97,16 @@ def last_week(today: date) -> str:
     """The ISO week before `today`'s week (what Monday's report is about)."""
     year, week, _ = (today - timedelta(days=7)).isocalendar()
     return f"{year}-W{week:02d}"
+
+
+def default_when(kind: str, tz: str, now: datetime | None = None) -> str:
+    """The period a report is about when none is named: yesterday, last week, this month."""
+    today = (now or datetime.now(UTC)).astimezone(zoneinfo.ZoneInfo(tz)).date()
+    if kind == "daily":
+        return (today - timedelta(days=1)).isoformat()
+    if kind == "weekly":
+        return last_week(today)
+    return f"{today.year}-{today.month:02d}"
 
 
 def due_reports(today: date) -> list[tuple[str, str]]:
@@ -122,13 +133,6 @@ class Report:
     units: list[dict[str, Any]] = field(default_factory=list)           # per unit: taken, finished, open
     days: list[dict[str, Any]] = field(default_factory=list)            # per day: calls, answered, orders
     notable: list[dict[str, Any]] = field(default_factory=list)         # case analyses (案例分析)
-
-
-def _seconds(dialect: str, start: Any, end: Any) -> ColumnElement[float]:
-    """end - start in seconds, on either database."""
-    if dialect == "sqlite":
-        return (func.julianday(end) - func.julianday(start)) * 86400.0
-    return func.extract("epoch", end - start)
 
 
 def _hour(dialect: str, column: Any) -> ColumnElement[Any]:
@@ -167,11 +171,18 @@ async def build(sessionmaker: async_sessionmaker[AsyncSession], kind: str, when:
     return report
 
 
+async def build_for(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], categories: Categories,
+                    kind: str, when: str) -> Report:
+    """`build` with the hotline's own zone, three-ring time and name."""
+    return await build(sessionmaker, kind, when, tz=settings.hotline.timezone, categories=categories,
+                       answer_within_s=settings.telephony.answer_within_s, hotline=settings.hotline.name)
+
+
 async def _call_figures(session: AsyncSession, dialect: str, p: Period, within_s: float) -> dict[str, Any]:
     in_period = and_(Call.arrived_at >= p.start, Call.arrived_at < p.end)
     answered = Call.disposition == ANSWERED
-    wait = _seconds(dialect, Call.arrived_at, Call.agent_answered_at)
-    talk = _seconds(dialect, Call.agent_answered_at, Call.ended_at)
+    wait = seconds_between(dialect, Call.arrived_at, Call.agent_answered_at)
+    talk = seconds_between(dialect, Call.agent_answered_at, Call.ended_at)
     row = (await session.execute(select(
         func.count(),
         func.sum(case((answered, 1), else_=0)),
@@ -244,7 +255,7 @@ async def _order_figures(session: AsyncSession, dialect: str, p: Period, categor
                         FollowUp.state.in_(("satisfied", "unsatisfied")))
     fu_answered, fu_satisfied, fu_same_day = (await session.execute(select(
         func.count(), func.sum(case((FollowUp.state == "satisfied", 1), else_=0)),
-        func.sum(case((_seconds(dialect, FollowUp.due_at, FollowUp.answered_at) < 86400, 1), else_=0)),
+        func.sum(case((seconds_between(dialect, FollowUp.due_at, FollowUp.answered_at) < 86400, 1), else_=0)),
     ).where(fu_in_period))).one()
 
     per_category = (await session.execute(

@@ -15,7 +15,7 @@ from callcenter.config import Settings
 from callcenter.workorders import watcher
 from callcenter.workorders.followups import FollowUpDialer, FollowUpService
 from callcenter.workorders.render import render
-from callcenter.workorders.reports import build, due_reports, last_week
+from callcenter.workorders.reports import build_for, due_reports, last_week
 from callcenter.workorders.service import WorkOrderService
 
 log = logging.getLogger(__name__)
@@ -73,9 +73,7 @@ async def write_due_reports(settings: Settings, orders: WorkOrderService, today:
     for kind, when in due_reports(today):
         if (folder / f"{kind}-{when}.html").exists():
             continue
-        report = await build(orders.sessionmaker, kind, when, tz=settings.hotline.timezone,
-                             categories=orders.categories, answer_within_s=settings.telephony.answer_within_s,
-                             hotline=settings.hotline.name)
+        report = await build_for(settings, orders.sessionmaker, orders.categories, kind, when)
         for fmt in ("csv", "xlsx", "html"):   # the HTML last: its presence says the set is complete
             target = folder / f"{kind}-{when}.{fmt}"
             partial = target.with_suffix(target.suffix + ".tmp")

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from callcenter.db.base import UTCDateTime
+from callcenter.db.base import UTCDateTime, seconds_between
 from callcenter.workorders import lifecycle
 from callcenter.workorders.alerts import order_alert, send_all
 from callcenter.workorders.models import WorkOrder
@@ -111,18 +111,12 @@ def _running_due_sql(dialect: str) -> ColumnElement[datetime]:
     return case(*((WorkOrder.state == state, earliest(*names)) for state, names in RUNNING.items()), else_=far)
 
 
-def _seconds(dialect: str, start: ColumnElement[datetime], end: ColumnElement[datetime]) -> ColumnElement[float]:
-    if dialect == "sqlite":
-        return (func.julianday(end) - func.julianday(start)) * 86400.0
-    return func.extract("epoch", end - start)
-
-
 def needs_a_look(dialect: str, now: datetime, policy: Policy) -> ColumnElement[bool]:
     """A conservative filter the database applies first: the orders whose running deadline is
     at its warning point or past (`decide` makes the final call on these few)."""
     due = _running_due_sql(dialect)
     now_param = literal(now, UTCDateTime())
-    return _seconds(dialect, WorkOrder.created_at, due) * policy.warn_at_fraction <= _seconds(
+    return seconds_between(dialect, WorkOrder.created_at, due) * policy.warn_at_fraction <= seconds_between(
         dialect, WorkOrder.created_at, now_param)
 
 
