@@ -18,6 +18,7 @@ from aiohttp import web
 from callcenter.acd.live import LiveState
 from callcenter.calls.engine import Engine
 from callcenter.calls.outbound import FollowUpCalls
+from callcenter.calls.shared import SharedHotline
 from callcenter.config import Settings
 from callcenter.db import create_engine, make_sessionmaker, migrate
 from callcenter.ivr.model import load_menu
@@ -63,7 +64,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     db = create_engine(settings.database.url)
     sessionmaker = make_sessionmaker(db)
     redis = aioredis.Redis.from_url(settings.redis.url, decode_responses=True, socket_connect_timeout=2)
-    engine_id = f"engine-{settings.web.port}"
+    engine_id = settings.cluster.engine_id or f"engine-{settings.web.port}"
     live = LiveState(redis, settings.redis.prefix, engine_id)
     recordings = RecordingService(redis, settings.redis.prefix, settings.transcription.stream,
                                   settings.transcription.group)
@@ -75,6 +76,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
                             settings.ivr.speed_wpm)
     engine = Engine(settings, sessionmaker, menu, live=live, engine_id=engine_id, hooks=[recordings, workorders],
                     notices=notices.notice_for)
+    shared = SharedHotline(engine, live)
     dialer = FollowUpCalls(engine, followups)
     await seed_users(sessionmaker, settings, datetime.now(UTC))
 
@@ -93,7 +95,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     try:
         await engine.start()
         await site.start()
-        duties = asyncio.create_task(workorders_runner.run(settings, workorders, followups, dialer, stop))
+        duties = asyncio.create_task(workorders_runner.run(settings, workorders, followups, dialer, stop,
+                                                                lead=shared.lead))
         log.info("hotline running: web on http://%s:%s/", settings.web.host, settings.web.port)
         await stop.wait()
     finally:

@@ -150,6 +150,14 @@ class WorkOrderSettings(Section):
     follow_up_sample_seed: str = "callcenter"
 
 
+class ClusterSettings(Section):
+    """Engines sharing one hotline through Redis (calls/shared.py)."""
+
+    engine_id: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]{0,64}$")   # empty: engine-<web port>
+    heartbeat_ttl_s: float = Field(default=3.0, ge=1.5)   # an engine silent this long is taken over
+    hold_ttl_s: float = Field(default=20.0, gt=0)         # an agent's reservation outlives a dead engine this long
+
+
 class AgentSettings(Section):
     """An agent's phone: a PJSIP endpoint the engine rings. SIP password has no default."""
 
@@ -188,6 +196,7 @@ class Settings(BaseSettings):
     recording: RecordingSettings
     transcription: TranscriptionSettings
     workorders: WorkOrderSettings = Field(default_factory=WorkOrderSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     queues: list[QueueSettings]
     agents: list[AgentSettings] = Field(default_factory=list)
     users: list[UserSettings] = Field(default_factory=list)

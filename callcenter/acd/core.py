@@ -155,6 +155,7 @@ class AgentView:
     skills: dict[str, int]
     calls_taken: int
     no_answers: int
+    endpoint: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +169,7 @@ class CallView:
     caller: str | None
     preferred_agent: str | None
     preferred_until: float
+    number: str | None = None    # a kept-place callback's number
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +233,7 @@ class Acd:
         if a is None:
             raise UnknownAgent(agent_id)
         return AgentView(a.agent_id, a.state, a.reason, a.call_id, a.since, dict(a.skills),
-                         a.calls_taken, a.no_answers)
+                         a.calls_taken, a.no_answers, a.endpoint)
 
     def agents(self) -> list[AgentView]:
         return [self.agent(agent_id) for agent_id in self._agents]
@@ -241,7 +243,7 @@ class Acd:
         if c is None:
             raise UnknownCall(call_id)
         return CallView(c.call_id, c.queue, c.state, c.priority, c.arrival, tuple(c.ringing), c.caller,
-                        c.preferred_agent, c.preferred_until)
+                        c.preferred_agent, c.preferred_until, c.number)
 
     def calls(self) -> list[CallView]:
         return [self.call(call_id) for call_id in self._calls]

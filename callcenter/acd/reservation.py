@@ -3,32 +3,33 @@ engine heartbeats and kept-place callbacks that outlive their engine.
 
 Protocol ("two engines, one hotline")
 -------------------------------------
-* Every engine runs its own `Acd` core and knows every logged-in agent: agent logins,
-  pauses and readies are persisted here (`save_agent`) and published by live.py; the
-  other engines mirror them into their cores (`mirror_event`).
-* Each engine routes only its own callers (their channels are on its Asterisk). Agents
-  are shared, so before carrying out a `RingAgent`/`PlaceCallback` the engine calls
-  `reserve(agent, call)`: a Lua script sets ``agent:<id>:hold`` = "<engine> <call>" only
-  if nobody holds it and the persisted state says the agent may be rung. At most one
-  engine ever holds an agent. A refused reservation is fed back as
-  `AgentRingFailed(reason="reserved")`: the caller goes back to the front of its place and
-  the agent is paused "elsewhere" in that core until the holder's engine publishes it
-  available again (mirrored as `AgentReady`).
-* `confirm` (agent answered) extends the hold for the call; `release` (ring failed, call
-  ended) deletes it, only for its holder. Holds have a TTL and the holder refreshes them
-  (`refresh`) while the call lasts: an engine that dies frees its agents when the TTL
-  runs out.
-* Each engine beats ``engine:<id>`` with a TTL (`heartbeat`). A kept-place callback is
-  stored (`keep_callback`) with its engine; when that engine's heartbeat is gone, any
-  engine (or the same one restarted) takes it over with `claim_orphan_callbacks` (atomic
-  per callback) and feeds it to its core with `restore_events`, its arrival time kept.
-* Agent states survive an engine restart: `load_agents` + `restore_events` give the events
-  that rebuild the core (logged in; paused with the same reason; calls in progress on a
-  dead engine are gone, so those agents come back available).
+* Every engine is connected to the hotline's Asterisk and sees every incoming call; the
+  first to `claim_call` the channel handles it (calls/shared.py), so calls spread over the
+  engines that are up.
+* Every engine runs its own `Acd` core and knows every logged-in agent. Whatever an engine's
+  core changes about an agent (login, pause, ringing, talking, wrap-up, ready) it writes to
+  the shared record (`save_agent`); the others bring their copies in line with `converge`,
+  at once when live.py announces the change and again every second. An agent busy for
+  another engine is paused "elsewhere" in a core; mirrored states are never written back.
+* Before carrying out a `RingAgent`/`PlaceCallback` the engine calls `reserve(agent, call)`:
+  a Lua script sets ``agent:<id>:hold`` = "<engine> <call>" only if nobody holds it and the
+  shared record says the agent may be rung. At most one engine ever holds an agent. A
+  refused reservation is fed back as `AgentRingFailed(reason="reserved")`: the caller keeps
+  their place and the agent is paused "elsewhere" until the record says otherwise.
+* `confirm` (agent answered) extends the hold; `release` (ring failed, call ended) deletes
+  it, only for its holder. Holds have a TTL and the holder refreshes them while the call
+  lasts; `release_held_by` frees a dead engine's holds at once.
+* Each engine beats ``engine:<id>`` with a TTL (`heartbeat`) and is listed in ``engines``
+  (`register`, which refuses an id that is alive). When a heartbeat lapses (`dead_engines`),
+  a surviving engine adopts the dead one's calls (calls/shared.py: the call records say
+  which engine holds a call, and an UPDATE moves each one atomically), its agents and its
+  kept-place callbacks (`claim_orphan_callbacks` + `restore_callbacks`, arrival time kept). An
+  engine restarted under the same id does the same for its former self.
 
 Keys, all under the prefix: ``agent:<id>`` (hash), ``agent:<id>:hold`` (string, TTL),
-``agents`` (set), ``engine:<id>`` (string, TTL), ``callback:<call>`` (hash), ``callbacks``
-(set).
+``agents`` (set), ``engine:<id>`` (string, TTL), ``engines`` (set: every engine that joined),
+``claim:<uniqueid>`` (string, TTL: which engine took an incoming channel), ``callback:<call>``
+(hash), ``callbacks`` (set).
 """
 from __future__ import annotations
 
@@ -61,6 +62,12 @@ return 1
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+_RELEASE_ENGINE = """
+local value = redis.call('GET', KEYS[1])
+if not value or string.sub(value, 1, string.len(ARGV[1]) + 1) ~= ARGV[1] .. ' ' then return 0 end
 redis.call('DEL', KEYS[1])
 return 1
 """
@@ -107,6 +114,7 @@ class Reservations:
         self._confirm = redis.register_script(_CONFIRM)
         self._release = redis.register_script(_RELEASE)
         self._claim = redis.register_script(_CLAIM)
+        self._release_engine = redis.register_script(_RELEASE_ENGINE)
 
     # ------------------------------------------------------------------ holds
 
@@ -135,6 +143,20 @@ class Reservations:
         """Let the agent go; only the holder can (False: not held by this engine for that call)."""
         return bool(await self._release(keys=[f"{self.prefix}agent:{agent_id}:hold"],
                                         args=[self._owner(call_id)]))
+
+    async def release_held_by(self, agent_id: str, engine_id: str) -> bool:
+        """Free an agent a dead engine still holds (its holds would otherwise last their TTL)."""
+        return bool(await self._release_engine(keys=[f"{self.prefix}agent:{agent_id}:hold"], args=[engine_id]))
+
+    async def holders(self, agent_ids: list[str]) -> dict[str, str]:
+        """{agent: the engine holding it} for the held ones among `agent_ids`."""
+        if not agent_ids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent_id in agent_ids:
+                pipe.get(f"{self.prefix}agent:{agent_id}:hold")
+            values = await pipe.execute()
+        return {a: str(v).partition(" ")[0] for a, v in zip(agent_ids, values, strict=True) if v is not None}
 
     async def holder(self, agent_id: str) -> tuple[str, str] | None:
         value = await self.redis.get(f"{self.prefix}agent:{agent_id}:hold")
@@ -167,8 +189,14 @@ class Reservations:
             pipe.sadd(f"{self.prefix}agents", agent_id)
             await pipe.execute()
 
-    async def load_agents(self) -> list[AgentRecord]:
+    async def load_agent(self, agent_id: str) -> AgentRecord | None:
+        found = await self.load_agents([agent_id])
+        return found[0] if found else None
+
+    async def load_agents(self, only: list[str] | None = None) -> list[AgentRecord]:
         ids = sorted(str(i) for i in await self.redis.smembers(f"{self.prefix}agents"))
+        if only is not None:
+            ids = [i for i in ids if i in only]
         if not ids:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -189,6 +217,38 @@ class Reservations:
 
     async def heartbeat(self, ttl_s: float) -> None:
         await self.redis.set(f"{self.prefix}engine:{self.engine_id}", repr(time.time()), px=_ms(ttl_s))
+
+    async def register(self, ttl_s: float) -> None:
+        """Join the hotline: refuse if an engine with this id is alive (two would share its calls)."""
+        beat = await self.redis.get(f"{self.prefix}engine:{self.engine_id}")
+        if beat is not None:
+            raise ReservationError(
+                f"engine id {self.engine_id!r} is in use: an engine with it beat at {beat} and is still alive "
+                f"(give every engine its own id; a restarted engine waits {ttl_s:g} s for its old heartbeat to lapse)")
+        await self.heartbeat(ttl_s)
+        await self.redis.sadd(f"{self.prefix}engines", self.engine_id)
+
+    async def dead_engines(self) -> list[str]:
+        """Engines that joined and whose heartbeat has lapsed (their calls and agents need a new owner)."""
+        known = sorted(str(e) for e in await self.redis.smembers(f"{self.prefix}engines"))
+        if not known:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for engine in known:
+                pipe.exists(f"{self.prefix}engine:{engine}")
+            alive = await pipe.execute()
+        return [e for e, up in zip(known, alive, strict=True) if not up and e != self.engine_id]
+
+    async def forget_engine(self, engine_id: str) -> None:
+        await self.redis.srem(f"{self.prefix}engines", engine_id)
+
+    async def leave(self) -> None:
+        """A clean stop: the heartbeat goes at once, so another engine takes over without waiting."""
+        await self.redis.delete(f"{self.prefix}engine:{self.engine_id}")
+
+    async def claim_call(self, uniqueid: str, ttl_s: float = 86400.0) -> bool:
+        """The first engine to claim an incoming channel handles the call; the others leave it."""
+        return bool(await self.redis.set(f"{self.prefix}claim:{uniqueid}", self.engine_id, nx=True, px=_ms(ttl_s)))
 
     async def engines_alive(self) -> list[str]:
         n = len(self.prefix) + len("engine:")
@@ -225,40 +285,66 @@ class Reservations:
         return claimed
 
 
-def restore_events(agents: list[AgentRecord], callbacks: list[KeptCallback], *, at: float,
-                   wall_now: float) -> list[ev.Event]:
-    """The events that rebuild a core after a restart (pure). `at` is the core's monotonic now,
-    `wall_now` the wall clock; arrival times are carried over so callbacks keep their place."""
+def restore_callbacks(callbacks: list[KeptCallback], *, at: float, wall_now: float) -> list[ev.Event]:
+    """The events that put kept-place callbacks back in line in a core (pure). `at` is the
+    core's monotonic now, `wall_now` the wall clock; arrival times are carried over so the
+    callbacks keep their place."""
+    return [ev.CallQueued(cb.call_id, cb.queue, at - max(0.0, wall_now - cb.arrival), priority=cb.priority,
+                          callback_number=cb.number)
+            for cb in sorted(callbacks, key=lambda cb: cb.arrival)]
+
+
+BUSY_STATES = ("ringing", "on_call", "wrap_up")
+
+
+def converge(local: Any, record: AgentRecord | None, held_by: str | None, engine_id: str,
+             at: float) -> list[ev.Event]:
+    """The events that bring this core's copy of one agent in line with the shared record (pure).
+
+    `local`: the agent in this core (an `AgentView`, or None); `record`: the shared record (None:
+    logged out); `held_by`: the engine holding the agent's reservation, if any. The record is the
+    word of whichever engine changed the agent last, and it wins — except that an agent ringing,
+    talking or in wrap-up for this engine's own call is this engine's business until that ends,
+    and a record this engine wrote itself says nothing its core does not already know. An agent
+    busy for another engine (or held by one) is paused "elsewhere" here; such mirrored states are
+    never written back to the record."""
+    state = None if local is None else str(getattr(local.state, "value", local.state))
+    if state in BUSY_STATES:
+        return []
+    if record is None:
+        return [ev.AgentLoggedOut(local.agent_id, at)] if local is not None else []
     events: list[ev.Event] = []
-    for a in agents:
-        events.append(ev.AgentLoggedIn(a.agent_id, a.endpoint, a.skills, at))
-        if a.state == "paused":
-            events.append(ev.AgentPaused(a.agent_id, a.reason or "break", at))
-    for cb in sorted(callbacks, key=lambda cb: cb.arrival):
-        arrival = at - max(0.0, wall_now - cb.arrival)
-        events.append(ev.CallQueued(cb.call_id, cb.queue, arrival, priority=cb.priority, callback_number=cb.number))
+    reason: str | None = None if local is None else local.reason
+    if local is None:
+        events.append(ev.AgentLoggedIn(record.agent_id, record.endpoint, record.skills, at))
+        state, reason = "available", None
+    held_elsewhere = held_by is not None and held_by != engine_id
+    mirror = state == "paused" and reason == "elsewhere"
+    target: tuple[str, str | None]
+    if held_elsewhere:
+        target = ("paused", "elsewhere")
+    elif record.engine == engine_id and local is not None:
+        if not mirror:
+            return events            # its own record: this core knows better (its write may be in flight)
+        # a mirrored pause left over (a ring refused, then the agent came back through this engine)
+        target = ("paused", record.reason or "break") if record.state == "paused" else ("available", None)
+    elif record.state in BUSY_STATES:
+        target = ("paused", "elsewhere")
+    elif record.state == "paused":
+        target = ("paused", record.reason or "break")
+    elif record.state == "available":
+        target = ("available", None)
+    else:
+        log.warning("agent %s: shared state %r not understood; treated as busy elsewhere",
+                    record.agent_id, record.state)
+        target = ("paused", "elsewhere")
+    if (state, reason if state == "paused" else None) == target:
+        return events
+    if target[0] == "available":
+        events.append(ev.AgentReady(record.agent_id, at))
+    else:
+        events.append(ev.AgentPaused(record.agent_id, target[1] or "break", at))
     return events
-
-
-def mirror_event(update: Mapping[str, Any], engine_id: str, local_state: str | None, at: float) -> ev.Event | None:
-    """Turn another engine's agent update (live.py `updates()`) into the event that keeps this
-    core's copy of the agent right, or None. `local_state`: the agent's state in this core."""
-    if update.get("kind") != "agent":
-        return None
-    data = update.get("data")
-    agent_id = str(update["id"])
-    if data is None:                                    # logged out on the other engine
-        return ev.AgentLoggedOut(agent_id, at) if local_state in ("available", "paused") else None
-    if data.get("engine") == engine_id or local_state is None:
-        return None
-    state = data.get("state")
-    if state == "available" and local_state == "paused":
-        return ev.AgentReady(agent_id, at)
-    if state in ("ringing", "on_call", "wrap_up") and local_state == "available":
-        return ev.AgentPaused(agent_id, "elsewhere", at)
-    if state == "paused" and local_state in ("available", "paused"):
-        return ev.AgentPaused(agent_id, str(data.get("reason") or "break"), at)
-    return None
 
 
 def _ms(seconds: float) -> int:

@@ -17,6 +17,8 @@ Rules
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -83,3 +85,33 @@ RING_FAILURES = {"NOANSWER": "no_answer", "BUSY": "busy", "CHANUNAVAIL": "unavai
 def ring_failure(dial_status: str) -> str:
     """The ACD's reason for a ring that was not answered, from Asterisk's DIALSTATUS."""
     return RING_FAILURES.get(dial_status.upper(), "unavailable")
+
+
+@dataclass(frozen=True)
+class Adoption:
+    """What a surviving engine does with a call whose engine is gone: where the caller picks
+    up again (ENDED: the caller is gone, only the record is left to close), the agent's
+    channel when they are talking, and agents' phones still ringing for the dead engine."""
+
+    resume: Phase
+    agent_channel: str | None = None
+    hang_up: tuple[str, ...] = ()
+
+
+def adoption(channel: str, linkedid: str, *, queued: bool, agent_answered: bool,
+             channels: Mapping[str, tuple[str, str]]) -> Adoption:
+    """Where an orphaned call stands, from its record and Asterisk's snapshot (`channels`:
+    {channel: (linkedid, bridge id)}). An agent leg is a channel of the same call (linkedid);
+    bridged with the caller it is the talk, not bridged it is a phone still ringing."""
+    if channel not in channels:
+        return Adoption(Phase.ENDED)
+    bridge = channels[channel][1]
+    legs = sorted(ch for ch, (linked, _) in channels.items() if linked == linkedid and ch != channel)
+    talking = [ch for ch in legs if bridge and channels[ch][1] == bridge]
+    if talking:
+        return Adoption(Phase.TALKING, agent_channel=talking[0])
+    if legs:
+        return Adoption(Phase.WAITING, hang_up=tuple(legs))
+    if agent_answered:
+        return Adoption(Phase.SURVEY)
+    return Adoption(Phase.WAITING if queued else Phase.IVR)

@@ -18,7 +18,7 @@ import socket
 import zoneinfo
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -34,6 +34,8 @@ from callcenter.ami.dispatch import TaskSupervisor
 from callcenter.ami.errors import AmiError
 from callcenter.ami.fields import clean_caller_name, clean_caller_number
 from callcenter.ami.gateway import AmiGateway
+from callcenter.calls.core import Adoption
+from callcenter.calls.models import Call
 from callcenter.calls.outbound import CallbackCalls
 from callcenter.calls.session import CallSession, Transfer
 from callcenter.calls.store import CallStore
@@ -41,6 +43,9 @@ from callcenter.clock import Clock, SystemClock
 from callcenter.config import Settings
 from callcenter.ivr.model import Menu
 from callcenter.workdays import is_working_day
+
+if TYPE_CHECKING:
+    from callcenter.calls.shared import SharedHotline
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +73,8 @@ class Engine:
         self.policy = RoutingPolicy.from_settings(settings)
         self.acd = Acd(self.policy)
         self.live = live
+        # Set by calls/shared.py when this engine shares the hotline with others (serve does).
+        self.shared: SharedHotline | None = None
         self.hooks = list(hooks or [])
         self.notices_lookup = notices
         self.tasks = TaskSupervisor()
@@ -107,6 +114,8 @@ class Engine:
         await self.connection.start()
         await self.connection.wait_connected(wait_s)
         self._ticker = self.tasks.spawn(self._tick_loop(), name="acd-ticker")
+        if self.shared is not None:
+            await self.shared.start()
         log.info("engine %s started", self.engine_id)
 
     async def stop(self) -> None:
@@ -115,6 +124,11 @@ class Engine:
         self._stopped = True
         for timer in list(self._timers):
             timer.cancel()
+        if self.shared is not None:
+            # The calls in progress stay open for another engine (or this one restarted) to adopt.
+            for session in self.sessions.values():
+                session.handed_over = True
+            await self.shared.stop()
         for task in list(self._session_tasks.values()):
             task.cancel()
         await asyncio.gather(*self._session_tasks.values(), return_exceptions=True)
@@ -158,6 +172,8 @@ class Engine:
         if kind != "inbound":
             await self.outbound_answered(kind, event)
             return
+        if self.shared is not None and not await self.shared.claim(event.uniqueid):
+            return   # another engine of the hotline took this call
         session = CallSession(
             engine=self, channel=event.channel, uniqueid=event.uniqueid, linkedid=event.linkedid or event.uniqueid,
             caller_number=clean_caller_number(event.caller_number), caller_name=clean_caller_name(event.caller_name),
@@ -171,6 +187,9 @@ class Engine:
 
     async def outbound_answered(self, kind: str, event: ami_ev.AsyncAGIStart) -> None:
         """An originated call (follow-up, callback) was answered; its domain takes it."""
+        owner = event.env.get("agi_arg_3", "")
+        if owner and owner != self.engine_id:
+            return   # placed by another engine of the hotline: it carries it on
         handler = self.outbound_handlers.get(kind)
         if handler is None:
             log.warning("AsyncAGI for unknown purpose %r on %s: hanging up", kind, event.channel)
@@ -180,6 +199,8 @@ class Engine:
 
     async def originate(self, endpoint: str, *, timeout_s: int, **fields: Any) -> ami_ev.OriginateResponse | None:
         """Place a call and wait for Asterisk's verdict (answered or not); None if it never came."""
+        # The dialplan hands the answered call back with this engine's id (agi_arg_3).
+        fields["variables"] = {**fields.get("variables", {}), "CALLCENTER_ENGINE": self.engine_id}
         action_id = await self.gateway.originate(endpoint, timeout_s=timeout_s, **fields)
         future = self._originations[action_id] = asyncio.get_running_loop().create_future()
         try:
@@ -329,32 +350,35 @@ class Engine:
 
     # ------------------------------------------------------------------ the ACD
 
-    async def feed_acd(self, event: Any) -> None:
+    async def feed_acd(self, event: Any, mirrored: str | None = None) -> None:
+        """`mirrored`: the agent whose shared state this event copies from another engine; that
+        change is this core catching up, not news to publish."""
         try:
             commands = self.acd.handle(event)
         except AcdError as exc:
             log.error("ACD refused %s: %s", type(event).__name__, exc)
             return
-        self._carry_out_all(commands)
+        self._carry_out_all(commands, mirrored)
 
-    def _carry_out_all(self, commands: list[Any]) -> None:
+    def _carry_out_all(self, commands: list[Any], mirrored: str | None = None) -> None:
         for command in commands:
             self._carry_out(command)
+        if mirrored is not None:
+            first = next((c for c in commands if isinstance(c, acd_cmd.AgentStateChanged) and c.agent_id == mirrored),
+                         None)
+            commands = [c for c in commands if c is not first]
+        if self.shared is not None:
+            self.shared.observe(commands)
         if self.live is not None and commands:
             self.tasks.spawn(self.live.publish_changes(commands, self.acd, self.clock.now(), self.clock.monotonic()),
                              name="live-publish")
 
     def _carry_out(self, command: Any) -> None:
         if isinstance(command, acd_cmd.RingAgent):
-            session = self.sessions.get(command.call_id)
-            if session is None:
-                self.tasks.spawn(self.feed_acd(acd_ev.AgentRingFailed(
-                    call_id=command.call_id, agent_id=command.agent_id, reason="unavailable",
-                    at=self.clock.monotonic())), name="ring-no-session")
-                return
-            session.inbox.put_nowait(command)
-            if self.live is not None:
-                self.tasks.spawn(self._screen_pop(command.agent_id, session), name=f"screen-pop-{command.agent_id}")
+            if self.shared is not None:
+                self.tasks.spawn(self._reserve_then(command, self._ring), name=f"reserve-{command.agent_id}")
+            else:
+                self._ring(command)
         elif isinstance(command, acd_cmd.StartTimer):
             event = command.event
             handle = self.clock.call_later(command.delay_s, self._timer_fired, event)
@@ -364,7 +388,10 @@ class Engine:
             if session is not None:
                 session.inbox.put_nowait(command)
         elif isinstance(command, acd_cmd.PlaceCallback):
-            self.tasks.spawn(self.callback_calls.place(command), name=f"callback-{command.call_id}")
+            if self.shared is not None:
+                self.tasks.spawn(self._reserve_then(command, self._place_callback), name=f"reserve-{command.agent_id}")
+            else:
+                self._place_callback(command)
         elif isinstance(command, acd_cmd.CallbackExpired):
             log.warning("call=%s callback to %s expired before an agent was free", command.call_id, command.number)
         elif isinstance(command, acd_cmd.AgentStateChanged):
@@ -374,6 +401,51 @@ class Engine:
             pass   # published to the live state with the whole batch
         else:
             self.extra_command(command)
+
+    def _ring(self, command: acd_cmd.RingAgent) -> None:
+        session = self.sessions.get(command.call_id)
+        if session is None:   # the caller left while the agent was being reserved
+            self.tasks.spawn(self.feed_acd(acd_ev.AgentRingFailed(
+                call_id=command.call_id, agent_id=command.agent_id, reason="unavailable",
+                at=self.clock.monotonic())), name="ring-no-session")
+            return
+        session.inbox.put_nowait(command)
+        if self.live is not None:
+            self.tasks.spawn(self._screen_pop(command.agent_id, session), name=f"screen-pop-{command.agent_id}")
+
+    def _place_callback(self, command: acd_cmd.PlaceCallback) -> None:
+        self.tasks.spawn(self.callback_calls.place(command), name=f"callback-{command.call_id}")
+
+    async def _reserve_then(self, command: acd_cmd.RingAgent | acd_cmd.PlaceCallback,
+                            carry_out: Callable[[Any], None]) -> None:
+        """Another engine may be ringing this agent: hold them first (calls/shared.py)."""
+        assert self.shared is not None
+        if await self.shared.reserve(command.agent_id, command.call_id, command.timeout_s):
+            if self.shared.still_wanted(command.agent_id, command.call_id):
+                carry_out(command)
+            else:   # the caller left or the ring was called off meanwhile
+                await self.shared.release(command.agent_id)
+        else:
+            await self.feed_acd(acd_ev.AgentRingFailed(call_id=command.call_id, agent_id=command.agent_id,
+                                                       reason="reserved", at=self.clock.monotonic()))
+
+    def resume_call(self, call: Call, plan: Adoption) -> None:
+        """Carry on a call adopted from an engine that is gone (calls/shared.py)."""
+        now, mono = self.clock.now(), self.clock.monotonic()
+        session = CallSession(
+            engine=self, channel=call.channel, uniqueid=call.uniqueid, linkedid=call.linkedid,
+            caller_number=call.caller_number, caller_name=call.caller_name, dialled_number=call.dialled_number,
+            arrived_at=call.arrived_at, arrived_mono=mono - (now - call.arrived_at).total_seconds(), call_id=call.id,
+            queue=call.queue, category=call.category, agent_id=call.agent_id,
+        )
+        session.answered_mono = session.arrived_mono   # answered long ago, by the engine that is gone
+        queued_mono = None if call.queued_at is None else mono - (now - call.queued_at).total_seconds()
+        talk_mono = (None if call.agent_answered_at is None
+                     else mono - (now - call.agent_answered_at).total_seconds())
+        self.sessions[session.call_id] = session
+        self._by_channel[session.channel] = session
+        self._session_tasks[session.call_id] = self.tasks.spawn(session.resume(plan, queued_mono, talk_mono),
+                                                                name=f"call-{session.call_id}")
 
     async def _screen_pop(self, agent_id: str, session: CallSession) -> None:
         """Who is calling and their last calls, to the agent whose phone rings now."""

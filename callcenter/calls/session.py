@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from callcenter.acd import commands as acd_cmd
 from callcenter.acd import events as acd_ev
 from callcenter.ami.errors import AmiError, AmiUnavailable, ChannelGone
-from callcenter.calls.core import Phase, disposition, ring_failure, step
+from callcenter.calls.core import Adoption, Phase, disposition, ring_failure, step
 from callcenter.ivr.flow import Hangup as IvrHangup
 from callcenter.ivr.flow import IvrFlow, PlayAndCollect, PlayMessage, RouteToQueue
 from callcenter.ivr.prompts import announcement_prompts
@@ -92,6 +92,11 @@ class CallSession:
     announcements: int = 0
     answered_mono: float | None = None
     opened: asyncio.Event = field(default_factory=asyncio.Event)   # the record exists
+    agent_gone: asyncio.Event = field(default_factory=asyncio.Event)
+    # False for a talk adopted from an engine that is gone: this core never routed it.
+    acd_knows: bool = True
+    # The engine stopped cleanly and left the call open for another engine to adopt.
+    handed_over: bool = False
     _closing: bool = False
 
     # ------------------------------------------------------------------ helpers
@@ -145,12 +150,80 @@ class CallSession:
             self.end_how = self.end_how or "failed"
             raise
         finally:
+            # Handed over: another engine carries the call on; its record stays open.
+            if not self.handed_over:
+                if not self.hung_up.is_set():
+                    # The script is done but the channel may still be up: wait for the hangup
+                    # (bounded) so the record closes with the truth.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.hung_up.wait(), 10)
+                await self.close()
+
+    async def resume(self, plan: Adoption, queued_mono: float | None, talk_mono: float | None) -> None:
+        """The script of a call adopted from an engine that is gone (calls/shared.py): on from
+        where the caller is. Asterisk runs whatever command the dead engine left pending first."""
+        self.opened.set()
+        try:
+            if plan.resume is Phase.ENDED:
+                self.phase = (Phase.TALKING if talk_mono is not None
+                              else Phase.WAITING if queued_mono is not None else Phase.IVR)
+                self.acd_knows = False
+                raw = self.engine.settings.paths.recordings_dir / "incoming" / f"{self.call_id}.raw"
+                if talk_mono is not None and raw.exists():
+                    self.raw_recording, self.recording_started = raw, talk_mono
+                self.hung_up.set()
+            elif plan.resume is Phase.TALKING and plan.agent_channel:
+                await self._resume_talk(plan.agent_channel, talk_mono)
+            elif plan.resume is Phase.SURVEY:
+                self.phase = Phase.SURVEY
+                await self._survey()
+            elif plan.resume is Phase.WAITING and self.queue:
+                self.phase = Phase.IVR
+                await self._queue(RouteToQueue(self.queue, self.category, ""), arrival=queued_mono)
+            else:
+                self.phase = Phase.IVR
+                route = await self._ivr()
+                if route is not None:
+                    await self._queue(route)
+        except (ChannelGone, AmiUnavailable) as exc:
+            if isinstance(exc, AmiUnavailable):
+                await self._await_fate()
+            log.info("%s (adopted) left in phase %s (%s)", self.log_extra, self.phase, type(exc).__name__)
+        except AmiError as exc:
+            log.error("%s (adopted) AMI error in phase %s: %s", self.log_extra, self.phase, exc)
+            self.end_how = self.end_how or "failed"
+        finally:
+            if not self.handed_over:
+                if not self.hung_up.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.hung_up.wait(), 10)
+                await self.close()
+
+    async def _resume_talk(self, agent_channel: str, talk_mono: float | None) -> None:
+        """An adopted call in the middle of its talk: follow it to its end, then the survey."""
+        engine = self.engine
+        self.phase, self.acd_knows = Phase.TALKING, False
+        self.agent_channel = agent_channel
+        engine.track_channel(agent_channel, self)
+        raw = engine.settings.paths.recordings_dir / "incoming" / f"{self.call_id}.raw"
+        if engine.settings.recording.enabled and raw.exists():
+            self.raw_recording, self.recording_started = raw, talk_mono
+        try:
+            waits = [asyncio.ensure_future(self.agent_gone.wait()), asyncio.ensure_future(self.hung_up.wait())]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for wait in waits:
+                wait.cancel()
             if not self.hung_up.is_set():
-                # The script is done but the channel may still be up: wait for the hangup
-                # (bounded) so the record closes with the truth.
+                # Asterisk reports the agent's leg first even when the caller hung up: wait a moment.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.hung_up.wait(), 10)
-            await self.close()
+                    await asyncio.wait_for(self.hung_up.wait(), 1.0)
+            if self.hung_up.is_set():
+                return
+            await self._agent_left()
+        finally:
+            if self.agent_id and engine.shared is not None:
+                engine.tasks.spawn(engine.shared.adopted_talk_ended(self.agent_id), name=f"adopted-{self.agent_id}")
+        await self._survey()
 
     async def _await_fate(self) -> None:
         """AMI went away mid-command: wait for it to come back and for the call to end."""
@@ -183,18 +256,22 @@ class CallSession:
                 name=f"ivr-path-{self.call_id}",
             )
 
-    async def _queue(self, route: RouteToQueue) -> None:
+    async def _queue(self, route: RouteToQueue, arrival: float | None = None) -> None:
+        """Wait for an agent. `arrival`: when an adopted caller first queued (their place)."""
         gw = self.engine.gateway
-        self.queue, self.category = self.engine.queue_open_now(route.queue), route.category
-        if self.queue != route.queue:
-            log.info("%s %s is closed now: to %s", self.log_extra, route.queue, self.queue)
+        if arrival is None:
+            self.queue, self.category = self.engine.queue_open_now(route.queue), route.category
+            if self.queue != route.queue:
+                log.info("%s %s is closed now: to %s", self.log_extra, route.queue, self.queue)
         self._move("queued")
         preferred = await self.engine.preferred_agent_for(self.caller_number)
-        await self.engine.store.update(self.call_id, queue=self.queue, category=self.category,
-                                       queued_at=self.engine.clock.now())
+        if arrival is None:
+            await self.engine.store.update(self.call_id, queue=self.queue, category=self.category,
+                                           queued_at=self.engine.clock.now())
         await gw.start_moh(self.channel)
+        assert self.queue is not None
         await self._feed(acd_ev.CallQueued(
-            call_id=self.call_id, queue=self.queue, at=self.engine.clock.monotonic(),
+            call_id=self.call_id, queue=self.queue, at=self.engine.clock.monotonic() if arrival is None else arrival,
             category=route.category, caller=self.caller_number, preferred_agent=preferred,
         ))
         while True:
@@ -310,7 +387,8 @@ class CallSession:
             self.hangup_first = "agent"
         self._move("agent_left")
         await self._stop_recording()
-        await self._feed(acd_ev.CallEnded(call_id=self.call_id, at=self.engine.clock.monotonic()))
+        if self.acd_knows:
+            await self._feed(acd_ev.CallEnded(call_id=self.call_id, at=self.engine.clock.monotonic()))
 
     async def _survey(self) -> None:
         """The caller rates the service (1-5) after the agent hangs up."""
@@ -436,6 +514,8 @@ class CallSession:
         await self.engine.store.update(self.call_id, agent_id=self.agent_id, agent_answered_at=now)
 
     async def on_hangup(self, channel: str) -> None:
+        if channel == self.agent_channel:
+            self.agent_gone.set()
         if channel == self.channel:
             self._mark_recording_end()
             if self.phase is Phase.TALKING and self.hangup_first is None:
@@ -468,7 +548,9 @@ class CallSession:
         self._closing = True
         phase = self.phase
         how = self.end_how or "hangup"
-        if phase is Phase.TALKING:
+        if not self.acd_knows:
+            pass   # an adopted talk: this core never had the call
+        elif phase is Phase.TALKING:
             await self._feed(acd_ev.CallEnded(call_id=self.call_id, at=self.engine.clock.monotonic()))
         elif phase is Phase.RINGING and self.ring is not None:
             await self.engine.store.end_attempt(self.call_id, self.ring.attempt_id, "cancelled", self.engine.clock.now())

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
 
 from callcenter.calls.models import AgentAttempt, Call
 
@@ -78,6 +79,21 @@ class CallStore:
     async def open_calls(self) -> list[Call]:
         async with self.sessionmaker() as session:
             return list((await session.execute(select(Call).where(Call.closed.is_(False)))).scalars())
+
+    async def open_calls_of(self, engine_id: str) -> list[Call]:
+        """The calls an engine holds that have not ended (to adopt them when it is gone)."""
+        async with self.sessionmaker() as session:
+            rows = await session.execute(select(Call).options(selectinload(Call.attempts))
+                                         .where(Call.closed.is_(False), Call.engine_id == engine_id)
+                                         .order_by(Call.arrived_at))
+            return list(rows.scalars())
+
+    async def take_over(self, call_id: str, from_engine: str, to_engine: str) -> bool:
+        """Move one call to another engine, atomically: only one engine can win it."""
+        async with self.sessionmaker() as session, session.begin():
+            result = await session.execute(update(Call).where(Call.id == call_id, Call.engine_id == from_engine,
+                                                              Call.closed.is_(False)).values(engine_id=to_engine))
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     async def last_agent_for(self, caller_number: str) -> str | None:
         """The agent who last talked with this caller (首问负责制: a repeat caller goes back to them)."""

@@ -1,6 +1,7 @@
 """The work-order background duties of a running hotline: the deadline watcher's scan, placing
 the follow-up calls that are due, and drawing Monday's weekly follow-up sample. Each loop logs
-its failures and carries on at the next turn: nothing here may stop the hotline."""
+its failures and carries on at the next turn: nothing here may stop the hotline. When several
+engines share the hotline, only the one holding the duties' lease (`lead`) does them."""
 from __future__ import annotations
 
 import asyncio
@@ -27,10 +28,15 @@ def policy(settings: Settings) -> watcher.Policy:
     return watcher.Policy(w.warn_at_fraction, timedelta(minutes=w.escalate_every_min), w.max_escalation_level)
 
 
-async def _every(interval_s: float, stop: asyncio.Event, what: str, duty: Callable[[], Awaitable[object]]) -> None:
+Lead = Callable[[], Awaitable[bool]]
+
+
+async def _every(interval_s: float, stop: asyncio.Event, what: str, duty: Callable[[], Awaitable[object]],
+                 lead: Lead | None = None) -> None:
     while not stop.is_set():
         try:
-            await duty()
+            if lead is None or await lead():
+                await duty()
         except Exception:
             log.exception("work orders: %s failed; trying again in %.0f s", what, interval_s)
         with contextlib.suppress(TimeoutError):
@@ -38,7 +44,7 @@ async def _every(interval_s: float, stop: asyncio.Event, what: str, duty: Callab
 
 
 async def run(settings: Settings, orders: WorkOrderService, followups: FollowUpService, dialer: FollowUpDialer,
-              stop: asyncio.Event) -> None:
+              stop: asyncio.Event, lead: Lead | None = None) -> None:
     rules, w = policy(settings), settings.workorders
     zone = zoneinfo.ZoneInfo(settings.hotline.timezone)
     drawn: set[str] = set()
@@ -58,10 +64,10 @@ async def run(settings: Settings, orders: WorkOrderService, followups: FollowUpS
         await write_due_reports(settings, orders, local.date())
 
     await asyncio.gather(
-        _every(600, stop, "reports", reports_out),
-        _every(w.watch_interval_s, stop, "deadline scan", lambda: watcher.scan(orders, rules)),
-        _every(FOLLOW_UP_POLL_S, stop, "follow-up calls", lambda: followups.call_due(dialer)),
-        _every(600, stop, "weekly follow-up sample", weekly_sample),
+        _every(600, stop, "reports", reports_out, lead),
+        _every(w.watch_interval_s, stop, "deadline scan", lambda: watcher.scan(orders, rules), lead),
+        _every(FOLLOW_UP_POLL_S, stop, "follow-up calls", lambda: followups.call_due(dialer), lead),
+        _every(600, stop, "weekly follow-up sample", weekly_sample, lead),
     )
 
 

@@ -14,7 +14,7 @@ from callcenter.acd import events as ev
 from callcenter.acd.core import Acd
 from callcenter.acd.errors import ReservationError
 from callcenter.acd.live import LiveState
-from callcenter.acd.reservation import Reservations, mirror_event, restore_events
+from callcenter.acd.reservation import AgentRecord, Reservations, converge, restore_callbacks
 
 from ..conftest import REDIS_URL
 from .conftest import make_acd
@@ -121,16 +121,19 @@ async def test_agent_states_survive_a_restart(redis_client: tuple[aioredis.Redis
     records = await restarted.load_agents()
     callbacks = await restarted.claim_orphan_callbacks()
     acd = make_acd()
-    for event in restore_events(records, callbacks, at=50.0, wall_now=1030.0):
-        acd.handle(event)
+    for record in records:
+        for event in converge(None, record, None, "e1", 50.0):
+            acd.handle(event)
     states = {v.agent_id: (v.state, v.reason, v.skills) for v in acd.agents()}
     assert states == {
-        "a1": ("ringing", None, {"general": 3}),          # available, and took the kept callback
+        "a1": ("available", None, {"general": 3}),
         "a2": ("paused", "training", {"general": 1, "leak": 2}),
-        "a4": ("available", None, {"billing": 1}),        # its call died with the engine
+        "a4": ("paused", "elsewhere", {"billing": 1}),   # its call is adopted first (calls/shared.py)
     }
+    for event in restore_callbacks(callbacks, at=50.0, wall_now=1030.0):
+        acd.handle(event)
     assert acd.call("c1").arrival == pytest.approx(20.0)  # waited 30 s before the restart
-    assert acd.call("c1").state == "calling_back"
+    assert acd.call("c1").state == "calling_back" and acd.agent("a1").state == "ringing"
 
 
 async def test_orphan_callbacks_are_taken_over_once(redis_client: tuple[aioredis.Redis, str],
@@ -152,14 +155,48 @@ async def test_orphan_callbacks_are_taken_over_once(redis_client: tuple[aioredis
     assert await client.smembers(f"{prefix}callbacks") == set()
 
 
-def test_mirror_events_from_another_engine() -> None:
-    ready = {"kind": "agent", "id": "a1", "data": {"state": "available", "engine": "e2"}}
-    busy = {"kind": "agent", "id": "a1", "data": {"state": "on_call", "engine": "e2"}}
-    assert mirror_event(ready, "e1", "paused", 3.0) == ev.AgentReady("a1", 3.0)
-    assert mirror_event(busy, "e1", "available", 3.0) == ev.AgentPaused("a1", "elsewhere", 3.0)
-    assert mirror_event(busy, "e2", "available", 3.0) is None        # its own update
-    assert mirror_event({"kind": "agent", "id": "a1", "data": None}, "e1", "paused", 3.0) == ev.AgentLoggedOut("a1", 3.0)
-    assert mirror_event({"kind": "queue", "id": "general", "data": {}}, "e1", "paused", 3.0) is None
+def _record(state: str, engine: str, reason: str | None = None) -> AgentRecord:
+    return AgentRecord("a1", state, reason, "PJSIP/a1", {"general": 1}, engine, 0.0)
+
+
+def _local(state: str, reason: str | None = None) -> Any:
+    acd = make_acd()
+    acd.handle(ev.AgentLoggedIn("a1", "PJSIP/a1", {"general": 1}, 0.0))
+    if state == "paused":
+        acd.handle(ev.AgentPaused("a1", reason or "break", 1.0))
+    elif state == "ringing":
+        acd.handle(ev.CallQueued("c1", "general", 1.0))
+    return acd.agent("a1")
+
+
+@pytest.mark.parametrize(("local", "record", "held_by", "expected"), [
+    # another engine's word wins
+    (("available",), ("on_call", "e2"), None, [ev.AgentPaused("a1", "elsewhere", 3.0)]),
+    (("available",), ("available", "e2"), "e2", [ev.AgentPaused("a1", "elsewhere", 3.0)]),   # held there
+    (("paused", "elsewhere"), ("available", "e2"), None, [ev.AgentReady("a1", 3.0)]),
+    (("available",), ("paused", "e2", "meeting"), None, [ev.AgentPaused("a1", "meeting", 3.0)]),
+    (("paused", "break"), ("available", "e2"), None, [ev.AgentReady("a1", 3.0)]),           # ready pressed there
+    (("paused", "elsewhere"), None, None, [ev.AgentLoggedOut("a1", 3.0)]),
+    (None, ("paused", "e2", "training"), None, [ev.AgentLoggedIn("a1", "PJSIP/a1", {"general": 1}, 3.0),
+                                                ev.AgentPaused("a1", "training", 3.0)]),
+    # already in line, or this engine's own business
+    (("paused", "elsewhere"), ("wrap_up", "e2"), None, []),
+    (("available",), ("available", "e1"), None, []),
+    (("paused", "break"), ("available", "e1"), None, []),        # its own record: the core knows better
+    (("ringing",), ("paused", "e2", "meeting"), None, []),        # its own call goes on
+    (None, None, None, []),
+    (("paused", "elsewhere"), ("available", "e1"), None, [ev.AgentReady("a1", 3.0)]),      # a stale mirror
+    (("paused", "elsewhere"), ("wrap_up", "e1"), None, [ev.AgentReady("a1", 3.0)]),        # its call is over
+    (None, ("on_call", "e1"), None, [ev.AgentLoggedIn("a1", "PJSIP/a1", {"general": 1}, 3.0),   # restarted:
+                                     ev.AgentPaused("a1", "elsewhere", 3.0)]),                  # adoption decides
+    (("available",), ("dancing", "e2"), None, [ev.AgentPaused("a1", "elsewhere", 3.0)]),    # not understood: busy
+])
+def test_converge_brings_a_core_in_line_with_the_shared_record(local: tuple[str, ...] | None,
+                                                               record: tuple[str, ...] | None,
+                                                               held_by: str | None, expected: list[ev.Event]) -> None:
+    view = None if local is None else _local(*local)
+    shared = None if record is None else _record(*record)
+    assert converge(view, shared, held_by, "e1", 3.0) == expected
 
 
 async def test_live_snapshot_shape_and_updates(redis_client: tuple[aioredis.Redis, str],
