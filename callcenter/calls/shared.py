@@ -81,6 +81,7 @@ class SharedHotline:
         self._lead = live.redis.register_script(_LEAD)
         self._tasks: list[asyncio.Task[Any]] = []
         self.adopted_calls = 0
+        self._joined = False
         engine.shared = self
 
     @property
@@ -92,13 +93,26 @@ class SharedHotline:
     async def start(self) -> None:
         """Join the hotline (refused if this engine id is alive elsewhere), take this engine's
         agents and calls from a former life, then keep in step with the others."""
-        await self.reservations.register(self.heartbeat_ttl_s)
-        await self.reconcile_agents()
-        await self.adopt(self.me)
+        try:
+            await self._join()
+        except RedisError as exc:
+            # A hotline without Redis still answers its calls: alone, on this engine's own state.
+            log.error("engine %s: Redis unreachable at start (%s); taking calls alone until it is back", self.me, exc)
         self._tasks = [asyncio.create_task(self._writer(), name="shared-writer"),
                        asyncio.create_task(self._tick_loop(), name="shared-tick"),
                        asyncio.create_task(self._follow_updates(), name="shared-updates")]
         log.info("engine %s joined the hotline", self.me)
+
+    async def _join(self) -> None:
+        try:
+            await self.reservations.register(self.heartbeat_ttl_s)
+        except ReservationError:
+            # Restarted at once after a crash: the old heartbeat lapses within its TTL.
+            await asyncio.sleep(self.heartbeat_ttl_s + 0.5)
+            await self.reservations.register(self.heartbeat_ttl_s)
+        await self.reconcile_agents()
+        await self.adopt(self.me)
+        self._joined = True
 
     async def stop(self) -> None:
         """A clean stop: pending writes go out, the heartbeat goes at once, so another engine
@@ -137,6 +151,8 @@ class SharedHotline:
 
     async def tick(self) -> None:
         r = self.reservations
+        if not self._joined:
+            await self._join()
         await r.heartbeat(self.heartbeat_ttl_s)
         for agent_id, call_id in list(self._holds.items()):
             if self.still_wanted(agent_id, call_id):
