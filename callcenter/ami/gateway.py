@@ -159,6 +159,19 @@ class AmiGateway:
         except AmiActionFailed as exc:
             raise self._gone_or(exc, channel) from None
 
+    async def atxfer(self, channel: str, exten: str, context: str) -> None:
+        """Attended transfer started for `channel` (the transferer, in a bridge): Asterisk holds
+        the other party, calls exten@context for a consult, and completes the transfer when the
+        transferer hangs up (features.conf)."""
+        try:
+            await self.connection.action({
+                "Action": "Atxfer", "Channel": self._channel(channel),
+                "Exten": _checked(exten, _DIGITS, "exten", "digits"),
+                "Context": _checked(context, _DIALPLAN, "context", "a dialplan context"),
+            })
+        except AmiActionFailed as exc:
+            raise self._gone_or(exc, channel) from None
+
     async def originate(
         self,
         endpoint: str,

@@ -37,7 +37,7 @@ from callcenter.ami.gateway import AmiGateway
 from callcenter.calls.core import Adoption
 from callcenter.calls.models import Call
 from callcenter.calls.outbound import CallbackCalls
-from callcenter.calls.session import CallSession, Transfer
+from callcenter.calls.session import CONSULT, CallSession, Consult, Transfer
 from callcenter.calls.store import CallStore
 from callcenter.clock import Clock, SystemClock
 from callcenter.config import Settings
@@ -247,6 +247,40 @@ class Engine:
         await self.gateway.hangup(session.agent_channel)
         return {"call_id": session.call_id, "to_queue": queue or session.queue, "to_agent": to_agent}
 
+    async def consult(self, agent_id: str, to_agent: str) -> dict[str, Any]:
+        """Attended (consult) transfer: the caller waits on hold while the agent talks to a
+        colleague; when the agent hangs up, the caller and the colleague talk (Asterisk's own
+        attended transfer, started with AMI Atxfer). If the colleague does not answer, the
+        caller is back with the agent. The colleague is held for this call from the start."""
+        self._agent_settings(agent_id)
+        self._agent_settings(to_agent)
+        if to_agent == agent_id:
+            raise ValueError("an agent does not consult themself")
+        if not to_agent.isdigit():
+            raise ValueError(f"agent {to_agent!r}: a consult dials the colleague by number (digits only)")
+        session = self._talking_with(agent_id)
+        if session.consult is not None:
+            raise ValueError(f"call {session.call_id} is already in a consult with {session.consult.agent_id}")
+        try:
+            view = self.acd.agent(to_agent)
+        except AcdError:
+            raise ValueError(f"agent {to_agent} is not logged in") from None
+        if view.state.value != "available":
+            raise ValueError(f"agent {to_agent} is {view.state.value}, not available for a consult")
+        await self.pause(to_agent, CONSULT)       # out of routing, on every engine, from now on
+        if self.shared is not None and not await self.shared.reserve(to_agent, session.call_id, 30):
+            await self.ready(to_agent)
+            raise ValueError(f"agent {to_agent} was just taken by another call")
+        session.consult = Consult(to_agent)
+        session.consult.attempt_id = await self.store.add_attempt(session.call_id, to_agent, self.clock.now())
+        try:
+            await self.gateway.atxfer(session.agent_channel, to_agent, "callcenter-consult")  # type: ignore[arg-type]
+        except AmiError:
+            await session.consult_over("failed")
+            raise
+        log.info("%s agent %s consults %s", session.log_extra, agent_id, to_agent)
+        return {"call_id": session.call_id, "consulting": to_agent}
+
     def _talking_with(self, agent_id: str) -> CallSession:
         """The call the agent is on now (spy, transfer, pause); ValueError if none."""
         for session in self.sessions.values():
@@ -264,11 +298,25 @@ class Engine:
         session = self._by_channel.get(event.channel)
         if session is not None:
             await session.on_dial_begin(event.dest_channel)
+        elif (session := self._consulting(event.dest_channel)) is not None:
+            session.on_consult_dial(event.channel, event.dest_channel)
 
     async def _dial_end(self, event: ami_ev.DialEnd) -> None:
         session = self._by_channel.get(event.channel)
-        if session is not None:
+        if session is not None and event.channel != session.consult_leg:
             await session.on_dial_end(event.dest_channel, event.dial_status)
+        elif session is not None:
+            await session.on_consult_answered(event.dial_status)
+
+    def _consulting(self, dest_channel: str) -> CallSession | None:
+        """The call whose consult is ringing this colleague's phone (the consult's Dial runs
+        on a channel of Asterisk's own, not the caller's)."""
+        for session in self.sessions.values():
+            consult = session.consult
+            if consult is not None and consult.channel is None and dest_channel.startswith(
+                    f"{self.settings.asterisk.agent_endpoint_prefix}{consult.agent_id}-"):
+                return session
+        return None
 
     async def _hangup(self, event: ami_ev.Hangup) -> None:
         session = self._by_channel.get(event.channel)

@@ -48,6 +48,24 @@ class Transfer:
     agent_id: str | None = None
 
 
+CONSULT = "consult"      # the pause reason of a colleague held for an agent's consult
+
+
+@dataclass
+class Consult:
+    """An attended transfer in progress: the colleague consulted, Asterisk's channel that
+    dials them and their phone's channel; completed when the first agent hangs up after the
+    colleague answered."""
+
+    agent_id: str
+    attempt_id: int | None = None
+    leg: str | None = None
+    channel: str | None = None
+    answered: bool = False
+    completed: bool = False
+    over: bool = False
+
+
 @dataclass
 class Ring:
     """What the session is doing about one RingAgent from the ACD."""
@@ -83,6 +101,7 @@ class CallSession:
     raw_recording: Path | None = None
     recording_started: float | None = None
     transfer: Transfer | None = None
+    consult: Consult | None = None
     recording_ended: float | None = None
     muted_spans: list[list[float | None]] = field(default_factory=list)
     hung_up: asyncio.Event = field(default_factory=asyncio.Event)
@@ -323,9 +342,10 @@ class CallSession:
         self.ring.attempt_id = await self.engine.store.add_attempt(self.call_id, command.agent_id, self.engine.clock.now())
         await gw.stop_moh(self.channel)
         # g: the caller stays with us when the agent hangs up (for the survey);
-        # m: music on hold while the agent's phone rings.
+        # m: music on hold while the agent's phone rings;
         try:
-            result = await gw.dial(self.channel, command.endpoint, int(command.timeout_s), "gm")
+            # t: the agent may transfer (only the engine starts one: features.conf).
+            result = await gw.dial(self.channel, command.endpoint, int(command.timeout_s), "gmt")
         except AmiUnavailable:
             await self._after_lost_dial()
             return True
@@ -383,6 +403,7 @@ class CallSession:
     async def _agent_left(self) -> None:
         if self.phase is not Phase.TALKING:
             return
+        await self.consult_over("done")
         if self.hangup_first is None:
             self.hangup_first = "agent"
         self._move("agent_left")
@@ -513,7 +534,74 @@ class CallSession:
         await self.engine.store.end_attempt(self.call_id, ring.attempt_id, "answered", now)
         await self.engine.store.update(self.call_id, agent_id=self.agent_id, agent_answered_at=now)
 
+    # ------------------------------------------------------------------ consult (attended transfer)
+
+    @property
+    def consult_leg(self) -> str | None:
+        return self.consult.leg if self.consult is not None else None
+
+    def on_consult_dial(self, leg: str, colleague_channel: str) -> None:
+        assert self.consult is not None
+        self.consult.leg, self.consult.channel = leg, colleague_channel
+        self.engine.track_channel(leg, self)
+        self.engine.track_channel(colleague_channel, self)
+
+    async def on_consult_answered(self, status: str) -> None:
+        consult = self.consult
+        if consult is None or consult.answered:
+            return
+        if status.upper() == "ANSWER":
+            consult.answered = True
+            await self.engine.store.end_attempt(self.call_id, consult.attempt_id, "answered", self.engine.clock.now())
+            log.info("%s colleague %s answered the consult", self.log_extra, consult.agent_id)
+        else:
+            await self.consult_over(ring_failure(status))
+
+    async def _consult_completed(self) -> None:
+        """The first agent hung up after the consult: the caller now talks with the colleague.
+        The first agent's part ends (wrap-up); the colleague stays held for this call."""
+        consult = self.consult
+        assert consult is not None and consult.channel is not None
+        consult.completed = True
+        log.info("%s transferred by %s to %s after a consult", self.log_extra, self.agent_id, consult.agent_id)
+        await self._feed(acd_ev.CallEnded(call_id=self.call_id, at=self.engine.clock.monotonic()))
+        self.acd_knows = False
+        self.agent_id, self.agent_channel = consult.agent_id, consult.channel
+        self.agent_gone.clear()
+        await self.engine.store.update(self.call_id, agent_id=consult.agent_id)
+
+    async def consult_over(self, result: str) -> None:
+        """The consult ended (not answered, colleague left, or the transferred talk is over):
+        the colleague is free again, after wrap-up if they took the call."""
+        consult = self.consult
+        if consult is None or consult.over:
+            return
+        consult.over = True
+        if not consult.answered:
+            await self.engine.store.end_attempt(self.call_id, consult.attempt_id, result, self.engine.clock.now())
+        if not consult.completed:
+            self.consult = None
+        delay = self.engine.settings.acd.wrapup_s if consult.completed else 0
+        self.engine.tasks.spawn(self._free_colleague(consult.agent_id, delay), name=f"consult-{consult.agent_id}")
+
+    async def _free_colleague(self, agent_id: str, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        try:
+            view = self.engine.acd.agent(agent_id)
+        except Exception:
+            return
+        if view.state.value == "paused" and view.reason == CONSULT:
+            await self.engine.ready(agent_id)
+
     async def on_hangup(self, channel: str) -> None:
+        consult = self.consult
+        if consult is not None and not consult.completed:
+            if channel == self.agent_channel and consult.answered and channel != consult.channel:
+                await self._consult_completed()
+                return
+            if channel == consult.channel:
+                await self.consult_over("ended")   # the colleague left the consult: back to the agent
+                return
         if channel == self.agent_channel:
             self.agent_gone.set()
         if channel == self.channel:
@@ -546,6 +634,7 @@ class CallSession:
         if self._closing:
             return
         self._closing = True
+        await self.consult_over("cancelled")
         phase = self.phase
         how = self.end_how or "hangup"
         if not self.acd_knows:

@@ -118,6 +118,28 @@ async def transfer(request: web.Request) -> web.Response:
         return json_error(503, f"Asterisk did not take it: {exc}")
 
 
+@access.allow(access.AGENT, access.SUPERVISOR)
+async def consult(request: web.Request) -> web.Response:
+    """Attended (consult) transfer: {"agent": "1002"}. The caller waits on hold while the agent
+    talks to the colleague; the agent hangs up to hand the caller over."""
+    agent_id = _agent_id(request)
+    control = request.app.get(AGENT_CONTROL)
+    if control is None:
+        return json_error(409, "no engine runs in this process")
+    body = await json_body(request)
+    to_agent = body.get("agent")
+    if not isinstance(to_agent, str) or not to_agent:
+        return json_error(400, "agent: the colleague's id, as text")
+    try:
+        return web.json_response(await control.consult(agent_id, to_agent))
+    except LookupError as exc:
+        return json_error(404, str(exc).strip("'\""))
+    except ValueError as exc:
+        return json_error(409, str(exc))
+    except AmiError as exc:
+        return json_error(503, f"Asterisk did not take it: {exc}")
+
+
 def _recording(paused: bool) -> Any:
     @access.allow(access.AGENT, access.SUPERVISOR)
     async def handler(request: web.Request) -> web.Response:
@@ -142,6 +164,7 @@ def _recording(paused: bool) -> Any:
 def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/agents/{agent_id}/spy", spy)
     app.router.add_post("/api/agents/{agent_id}/transfer", transfer)
+    app.router.add_post("/api/agents/{agent_id}/consult", consult)
     app.router.add_post("/api/agents/{agent_id}/recording/pause", _recording(True))
     app.router.add_post("/api/agents/{agent_id}/recording/resume", _recording(False))
     app.router.add_get("/api/agents", list_agents)

@@ -53,3 +53,55 @@ async def test_an_agent_transfers_the_caller_to_a_colleague(hotline: Hotline) ->
     for phone in (first, second):
         await phone.stop()
     await line.no_channels_left()
+
+
+async def test_an_agent_consults_a_colleague_then_hands_the_caller_over(hotline: Hotline) -> None:
+    line = hotline
+    await line.engine.login("1001")
+    await line.engine.login("1003")
+    # 1001 talks 4 s to the caller, consults 1003 and hangs up at 10 s; 1003 talks until ~19 s.
+    first = await start_agent(line, "1001", hangup_after_ms=10_000)
+    colleague = await start_agent(line, "1003", hangup_after_ms=15_000)
+    caller = await start_caller(line, "caller_consulted", caller_scenario(
+        number="13977776666", keys=(Key("2", MENU_KEY_AFTER_MS),), hangup_after_ms=60_000))
+    await wait_until(lambda: line.agent_state("1001") == "on_call", 30, "agent 1001 takes the call")
+    with pytest.raises(ValueError, match="themself"):
+        await line.engine.consult("1001", "1001")
+    await asyncio.sleep(4)
+    done = await line.engine.consult("1001", "1003")
+    assert line.agent_state("1003") == "paused"          # held for this call: nobody else rings them
+    session = line.engine.sessions[done["call_id"]]
+    await wait_until(lambda: session.consult is not None and session.consult.answered, 20, "1003 answers the consult")
+    assert session.agent_id == "1001"                    # still 1001's call while they consult
+    await wait_until(lambda: session.agent_id == "1003", 20, "1001 hangs up: the caller is 1003's now")
+    await wait_until(lambda: line.agent_state("1001") in ("wrap_up", "available"), 10, "1001 is done")
+    assert await caller.wait(60) == 0, caller.output()[-2000:]
+    [call] = await line.closed_calls(1)
+    assert [(a.agent_id, a.result) for a in call.attempts] == [("1001", "answered"), ("1003", "answered")]
+    assert (call.agent_id, call.disposition, call.hangup_first) == ("1003", "answered", "agent")
+    await wait_until(lambda: line.agent_state("1003") == "available", 15, "1003 free again after the call")
+    for phone in (first, colleague):
+        await phone.stop()
+    await line.no_channels_left()
+
+
+async def test_a_consult_nobody_answers_leaves_the_caller_with_the_agent(hotline: Hotline) -> None:
+    line = hotline
+    await line.engine.login("1001")
+    await line.engine.login("1004")
+    first = await start_agent(line, "1001", hangup_after_ms=26_000)
+    deaf = await start_agent(line, "1004", answers=False)
+    caller = await start_caller(line, "caller_consult_unanswered", caller_scenario(
+        number="13977775555", keys=(Key("2", MENU_KEY_AFTER_MS),), hangup_after_ms=60_000))
+    await wait_until(lambda: line.agent_state("1001") == "on_call", 30, "agent 1001 takes the call")
+    done = await line.engine.consult("1001", "1004")
+    session = line.engine.sessions[done["call_id"]]
+    await wait_until(lambda: session.consult is None, 25, "the consult rings out")
+    assert line.agent_state("1004") == "available" and line.agent_state("1001") == "on_call"
+    assert await caller.wait(60) == 0, caller.output()[-2000:]
+    [call] = await line.closed_calls(1)
+    assert [(a.agent_id, a.result) for a in call.attempts] == [("1001", "answered"), ("1004", "no_answer")]
+    assert (call.agent_id, call.disposition, call.hangup_first) == ("1001", "answered", "agent")
+    for phone in (first, deaf):
+        await phone.stop()
+    await line.no_channels_left()

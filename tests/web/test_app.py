@@ -62,6 +62,12 @@ class FakeAgents:
         self.done.append(("transfer", agent_id, queue or to_agent or ""))
         return {"call_id": "c1", "to_queue": queue, "to_agent": to_agent}
 
+    async def consult(self, agent_id: str, to_agent: str) -> dict[str, Any]:
+        if to_agent == "1009":
+            raise ValueError("agent 1009 is on_call, not available for a consult")
+        self.done.append(("consult", agent_id, to_agent))
+        return {"call_id": "c1", "consulting": to_agent}
+
     async def pause_recording(self, agent_id: str, paused: bool) -> dict[str, Any]:
         self.done.append(("pause_recording", agent_id, str(paused)))
         return {"call_id": "c1", "paused": paused}
@@ -270,3 +276,8 @@ async def test_an_agent_transfers_their_own_caller(aiohttp_client, web_app) -> N
     r = await client.post("/api/agents/1001/transfer", json={"queue": "nowhere"}, headers=headers)
     assert r.status == 404 and "nowhere" in (await r.json())["error"]
     assert (await client.post("/api/agents/1002/transfer", json={"agent": "1001"}, headers=headers)).status == 403
+    r = await client.post("/api/agents/1001/consult", json={"agent": "1003"}, headers=headers)
+    assert r.status == 200 and agents.done[-1] == ("consult", "1001", "1003")
+    r = await client.post("/api/agents/1001/consult", json={"agent": "1009"}, headers=headers)
+    assert r.status == 409 and "not available" in (await r.json())["error"]
+    assert (await client.post("/api/agents/1001/consult", json={"agent": 7}, headers=headers)).status == 400
