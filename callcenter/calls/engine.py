@@ -16,7 +16,7 @@ import logging
 import os
 import socket
 import zoneinfo
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -93,6 +93,7 @@ class Engine:
         self.outbound_handlers: dict[str, Callable[[ami_ev.AsyncAGIStart], Awaitable[None]]] = {}
         self.callback_calls = CallbackCalls(self)
         self._originations: dict[str, asyncio.Future[ami_ev.OriginateResponse]] = {}
+        self._consults: dict[str, CallSession] = {}         # by the colleague's endpoint
         # Plain functions that see every Asterisk event first (metrics, tests); never awaited.
         self.observers: list[Callable[[ami_ev.Event], None]] = []
         self.event_handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
@@ -180,9 +181,7 @@ class Engine:
             dialled_number=clean_caller_number(event.extension or event.dnid), arrived_at=arrived_at,
             arrived_mono=arrived_mono,
         )
-        self.sessions[session.call_id] = session
-        self._by_channel[event.channel] = session
-        self._session_tasks[session.call_id] = self.tasks.spawn(session.run(), name=f"call-{session.call_id}")
+        self._begin(session)
         log.info("call=%s arrived channel=%s caller=%s", session.call_id, event.channel, session.caller_number)
 
     async def outbound_answered(self, kind: str, event: ami_ev.AsyncAGIStart) -> None:
@@ -272,6 +271,7 @@ class Engine:
             await self.ready(to_agent)
             raise ValueError(f"agent {to_agent} was just taken by another call")
         session.consult = Consult(to_agent)
+        self._consults[f"{self.settings.asterisk.agent_endpoint_prefix}{to_agent}"] = session   # one per colleague
         session.consult.attempt_id = await self.store.add_attempt(session.call_id, to_agent, self.clock.now())
         try:
             await self.gateway.atxfer(session.agent_channel, to_agent, "callcenter-consult")  # type: ignore[arg-type]
@@ -310,13 +310,12 @@ class Engine:
 
     def _consulting(self, dest_channel: str) -> CallSession | None:
         """The call whose consult is ringing this colleague's phone (the consult's Dial runs
-        on a channel of Asterisk's own, not the caller's)."""
-        for session in self.sessions.values():
-            consult = session.consult
-            if consult is not None and consult.channel is None and dest_channel.startswith(
-                    f"{self.settings.asterisk.agent_endpoint_prefix}{consult.agent_id}-"):
-                return session
-        return None
+        on a channel of Asterisk's own, not the caller's). A dict lookup: this runs for every
+        Dial the engine does not follow, another engine's included."""
+        session = self._consults.get(dest_channel.rpartition("-")[0])
+        if session is None or session.consult is None or session.consult.channel is not None:
+            return None
+        return session
 
     async def _hangup(self, event: ami_ev.Hangup) -> None:
         session = self._by_channel.get(event.channel)
@@ -354,6 +353,8 @@ class Engine:
         self._session_tasks.pop(session.call_id, None)
         for channel in [c for c, s in self._by_channel.items() if s is session]:
             del self._by_channel[channel]
+        for endpoint in [e for e, s in self._consults.items() if s is session]:
+            del self._consults[endpoint]
         self.calls_closed += 1
         for hook in self.hooks:
             self.tasks.spawn(hook.call_closed(session.call_id), name=f"hook-{session.call_id}")
@@ -490,10 +491,13 @@ class Engine:
         queued_mono = None if call.queued_at is None else mono - (now - call.queued_at).total_seconds()
         talk_mono = (None if call.agent_answered_at is None
                      else mono - (now - call.agent_answered_at).total_seconds())
+        self._begin(session, session.resume(plan, queued_mono, talk_mono))
+
+    def _begin(self, session: CallSession, script: Coroutine[Any, Any, None] | None = None) -> None:
+        """Follow the call's channel and run its script (a new call's, or an adopted one's)."""
         self.sessions[session.call_id] = session
         self._by_channel[session.channel] = session
-        self._session_tasks[session.call_id] = self.tasks.spawn(session.resume(plan, queued_mono, talk_mono),
-                                                                name=f"call-{session.call_id}")
+        self._session_tasks[session.call_id] = self.tasks.spawn(session.run(script), name=f"call-{session.call_id}")
 
     async def _screen_pop(self, agent_id: str, session: CallSession) -> None:
         """Who is calling and their last calls, to the agent whose phone rings now."""

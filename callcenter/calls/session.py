@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -137,25 +138,12 @@ class CallSession:
 
     # ------------------------------------------------------------------ the script
 
-    async def run(self) -> None:
+    async def run(self, script: Awaitable[None] | None = None) -> None:
+        """Carry out the call's script (a new call's, or `resume` for an adopted one), then close
+        the record with what happened."""
         gw = self.engine.gateway
         try:
-            answer = asyncio.ensure_future(gw.answer(self.channel))   # first: the caller hears us at once
-            try:
-                await self.engine.store.open(
-                    id=self.call_id, uniqueid=self.uniqueid, linkedid=self.linkedid, channel=self.channel,
-                    engine_id=self.engine.engine_id, caller_number=self.caller_number,
-                    caller_name=self.caller_name, dialled_number=self.dialled_number, arrived_at=self.arrived_at,
-                )
-            finally:
-                self.opened.set()
-            await answer
-            self._move("answered")
-            await gw.exec_app(self.channel, "StopPlaytones", timeout=5)
-            route = await self._ivr()
-            if route is None:
-                return
-            await self._queue(route)
+            await (script or self._new_call())
         except (ChannelGone, AmiUnavailable) as exc:
             if isinstance(exc, AmiUnavailable):
                 await self._await_fate()
@@ -178,45 +166,52 @@ class CallSession:
                         await asyncio.wait_for(self.hung_up.wait(), 10)
                 await self.close()
 
+    async def _new_call(self) -> None:
+        gw = self.engine.gateway
+        answer = asyncio.ensure_future(gw.answer(self.channel))   # first: the caller hears us at once
+        try:
+            await self.engine.store.open(
+                id=self.call_id, uniqueid=self.uniqueid, linkedid=self.linkedid, channel=self.channel,
+                engine_id=self.engine.engine_id, caller_number=self.caller_number,
+                caller_name=self.caller_name, dialled_number=self.dialled_number, arrived_at=self.arrived_at,
+            )
+        finally:
+            self.opened.set()
+        await answer
+        self._move("answered")
+        await gw.exec_app(self.channel, "StopPlaytones", timeout=5)
+        route = await self._ivr()
+        if route is not None:
+            await self._queue(route)
+
     async def resume(self, plan: Adoption, queued_mono: float | None, talk_mono: float | None) -> None:
         """The script of a call adopted from an engine that is gone (calls/shared.py): on from
         where the caller is. Asterisk runs whatever command the dead engine left pending first."""
         self.opened.set()
-        try:
-            if plan.resume is Phase.ENDED:
-                self.phase = (Phase.TALKING if talk_mono is not None
-                              else Phase.WAITING if queued_mono is not None else Phase.IVR)
-                self.acd_knows = False
-                raw = self.engine.settings.paths.recordings_dir / "incoming" / f"{self.call_id}.raw"
-                if talk_mono is not None and raw.exists():
-                    self.raw_recording, self.recording_started = raw, talk_mono
-                self.hung_up.set()
-            elif plan.resume is Phase.TALKING and plan.agent_channel:
-                await self._resume_talk(plan.agent_channel, talk_mono)
-            elif plan.resume is Phase.SURVEY:
-                self.phase = Phase.SURVEY
-                await self._survey()
-            elif plan.resume is Phase.WAITING and self.queue:
-                self.phase = Phase.IVR
-                await self._queue(RouteToQueue(self.queue, self.category, ""), arrival=queued_mono)
-            else:
-                self.phase = Phase.IVR
-                route = await self._ivr()
-                if route is not None:
-                    await self._queue(route)
-        except (ChannelGone, AmiUnavailable) as exc:
-            if isinstance(exc, AmiUnavailable):
-                await self._await_fate()
-            log.info("%s (adopted) left in phase %s (%s)", self.log_extra, self.phase, type(exc).__name__)
-        except AmiError as exc:
-            log.error("%s (adopted) AMI error in phase %s: %s", self.log_extra, self.phase, exc)
-            self.end_how = self.end_how or "failed"
-        finally:
-            if not self.handed_over:
-                if not self.hung_up.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.hung_up.wait(), 10)
-                await self.close()
+        if plan.resume is Phase.ENDED:
+            self.phase = (Phase.TALKING if talk_mono is not None
+                          else Phase.WAITING if queued_mono is not None else Phase.IVR)
+            self.acd_knows = False
+            self._adopt_recording(talk_mono)
+            self.hung_up.set()
+        elif plan.resume is Phase.TALKING and plan.agent_channel:
+            await self._resume_talk(plan.agent_channel, talk_mono)
+        elif plan.resume is Phase.SURVEY:
+            self.phase = Phase.SURVEY
+            await self._survey()
+        elif plan.resume is Phase.WAITING and self.queue:
+            self.phase = Phase.IVR
+            await self._queue(RouteToQueue(self.queue, self.category, ""), arrival=queued_mono)
+        else:
+            self.phase = Phase.IVR
+            route = await self._ivr()
+            if route is not None:
+                await self._queue(route)
+
+    def _adopt_recording(self, talk_mono: float | None) -> None:
+        """The recording the engine that is gone started for this call, if it did."""
+        if self._raw_path.exists():
+            self.raw_recording, self.recording_started = self._raw_path, talk_mono
 
     async def _resume_talk(self, agent_channel: str, talk_mono: float | None) -> None:
         """An adopted call in the middle of its talk: follow it to its end, then the survey."""
@@ -224,9 +219,7 @@ class CallSession:
         self.phase, self.acd_knows = Phase.TALKING, False
         self.agent_channel = agent_channel
         engine.track_channel(agent_channel, self)
-        raw = engine.settings.paths.recordings_dir / "incoming" / f"{self.call_id}.raw"
-        if engine.settings.recording.enabled and raw.exists():
-            self.raw_recording, self.recording_started = raw, talk_mono
+        self._adopt_recording(talk_mono)
         try:
             waits = [asyncio.ensure_future(self.agent_gone.wait()), asyncio.ensure_future(self.hung_up.wait())]
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -427,16 +420,20 @@ class CallSession:
     async def _start_recording(self) -> None:
         if not self.engine.settings.recording.enabled or self.raw_recording is not None:
             return   # off, or already running (a transferred call keeps one recording)
-        name = f"{self.call_id}.raw"
-        self.raw_recording = self.engine.settings.paths.recordings_dir / "incoming" / name
+        self.raw_recording = self._raw_path
         self.raw_recording.parent.mkdir(parents=True, exist_ok=True)
         try:
             await self.engine.gateway.mixmonitor(
-                self.channel, f"{self.engine.settings.asterisk.spool_dir}/recordings/incoming/{name}", "D")
+                self.channel, f"{self.engine.settings.asterisk.spool_dir}/recordings/incoming/{self._raw_path.name}", "D")
             self.recording_started = self.engine.clock.monotonic()
         except AmiError as exc:
             log.error("%s recording did not start: %s", self.log_extra, exc)
             self.raw_recording = None
+
+    @property
+    def _raw_path(self) -> Path:
+        """MixMonitor's file while the call lasts (finalised into the recordings folder after)."""
+        return self.engine.settings.paths.recordings_dir / "incoming" / f"{self.call_id}.raw"
 
     @property
     def recording_paused(self) -> bool:

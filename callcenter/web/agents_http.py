@@ -2,6 +2,7 @@
 An agent acts only for themself; supervisors and admins for anyone."""
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -9,7 +10,7 @@ from aiohttp import web
 from callcenter.ami.errors import AmiError, UnsafeField
 from callcenter.web import access
 from callcenter.web.auth import json_body, json_error
-from callcenter.web.keys import AGENT_CONTROL
+from callcenter.web.keys import AGENT_CONTROL, AgentControl
 
 PAUSE_REASONS = ("break", "training", "follow_up", "meeting", "after_call_work", "other")
 
@@ -97,25 +98,30 @@ async def spy(request: web.Request) -> web.Response:
 SPY_MODES = ("listen", "whisper", "barge")
 
 
-@access.allow(access.AGENT, access.SUPERVISOR)
-async def transfer(request: web.Request) -> web.Response:
-    """Blind transfer of the agent's caller: {"queue": "billing"} or {"agent": "1002"}."""
-    agent_id = _agent_id(request)
+async def _on_a_call(request: web.Request, work: Callable[[AgentControl], Awaitable[dict[str, Any]]]) -> web.Response:
+    """Something the engine does to an agent's call, and its refusals as the errors they mean."""
     control = request.app.get(AGENT_CONTROL)
     if control is None:
         return json_error(409, "no engine runs in this process")
-    body = await json_body(request)
-    queue, to_agent = body.get("queue"), body.get("agent")
-    if not all(v is None or isinstance(v, str) for v in (queue, to_agent)):
-        return json_error(400, "queue, agent: text")
     try:
-        return web.json_response(await control.transfer(agent_id, queue=queue, to_agent=to_agent))
+        return web.json_response(await work(control))
     except LookupError as exc:
         return json_error(404, str(exc).strip("'\""))
     except ValueError as exc:
         return json_error(409, str(exc))
     except AmiError as exc:
         return json_error(503, f"Asterisk did not take it: {exc}")
+
+
+@access.allow(access.AGENT, access.SUPERVISOR)
+async def transfer(request: web.Request) -> web.Response:
+    """Blind transfer of the agent's caller: {"queue": "billing"} or {"agent": "1002"}."""
+    agent_id = _agent_id(request)
+    body = await json_body(request)
+    queue, to_agent = body.get("queue"), body.get("agent")
+    if not all(v is None or isinstance(v, str) for v in (queue, to_agent)):
+        return json_error(400, "queue, agent: text")
+    return await _on_a_call(request, lambda control: control.transfer(agent_id, queue=queue, to_agent=to_agent))
 
 
 @access.allow(access.AGENT, access.SUPERVISOR)
@@ -123,21 +129,10 @@ async def consult(request: web.Request) -> web.Response:
     """Attended (consult) transfer: {"agent": "1002"}. The caller waits on hold while the agent
     talks to the colleague; the agent hangs up to hand the caller over."""
     agent_id = _agent_id(request)
-    control = request.app.get(AGENT_CONTROL)
-    if control is None:
-        return json_error(409, "no engine runs in this process")
-    body = await json_body(request)
-    to_agent = body.get("agent")
+    to_agent = (await json_body(request)).get("agent")
     if not isinstance(to_agent, str) or not to_agent:
         return json_error(400, "agent: the colleague's id, as text")
-    try:
-        return web.json_response(await control.consult(agent_id, to_agent))
-    except LookupError as exc:
-        return json_error(404, str(exc).strip("'\""))
-    except ValueError as exc:
-        return json_error(409, str(exc))
-    except AmiError as exc:
-        return json_error(503, f"Asterisk did not take it: {exc}")
+    return await _on_a_call(request, lambda control: control.consult(agent_id, to_agent))
 
 
 def _recording(paused: bool) -> Any:
@@ -145,17 +140,7 @@ def _recording(paused: bool) -> Any:
     async def handler(request: web.Request) -> web.Response:
         """Pause (sensitive data: an ID or bank card number) or resume the call's recording."""
         agent_id = _agent_id(request)
-        control = request.app.get(AGENT_CONTROL)
-        if control is None:
-            return json_error(409, "no engine runs in this process")
-        try:
-            return web.json_response(await control.pause_recording(agent_id, paused))
-        except LookupError as exc:
-            return json_error(404, str(exc).strip("'\""))
-        except ValueError as exc:
-            return json_error(409, str(exc))
-        except AmiError as exc:
-            return json_error(503, f"Asterisk did not take it: {exc}")
+        return await _on_a_call(request, lambda control: control.pause_recording(agent_id, paused))
 
     handler.__name__ = "recording_pause" if paused else "recording_resume"
     return handler

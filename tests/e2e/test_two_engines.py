@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -22,8 +21,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from callcenter.ami import events as ami_ev
@@ -32,7 +30,7 @@ from callcenter.calls.models import Call
 from callcenter.db import create_engine, make_sessionmaker
 from callcenter.rig import AsteriskRig
 from callcenter.sipp import Key, Sipp, agent_scenario, caller_scenario
-from tests.conftest import POSTGRES_ADMIN_URL
+from tests.conftest import postgres_database
 from tests.e2e.conftest import AGENTS, rig_overrides, wait_until
 from tests.e2e.test_serve import free_port
 from tests.e2e.test_spine import MENU_KEY_AFTER_MS
@@ -52,14 +50,8 @@ RUN = ("import asyncio, json, logging, sys\n"
 @pytest.fixture
 def hotline_db() -> Iterator[str]:
     """A PostgreSQL database of this test's own (both engines write to it), dropped after."""
-    name = f"callcenter_two_{uuid.uuid4().hex[:10]}"
-    admin = create_sync_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with postgres_database("callcenter_two") as url:
+        yield url
 
 
 class EngineProcess:
@@ -110,9 +102,11 @@ class EngineProcess:
 
 
 @pytest.fixture
-async def engines(rig: AsteriskRig, tmp_path: Path, hotline_db: str) -> AsyncIterator[list[EngineProcess]]:
+async def engines(rig: AsteriskRig, tmp_path: Path, hotline_db: str,
+                  redis_client: tuple[Any, str]) -> AsyncIterator[list[EngineProcess]]:
+    """Engines a and b sharing the hotline (Redis keys under the test's own prefix, deleted after)."""
     assert rig.settings.ami.secret is not None
-    prefix = f"cctest:{uuid.uuid4().hex[:8]}:"
+    _, prefix = redis_client
     started: list[EngineProcess] = []
     try:
         async with aiohttp.ClientSession() as http:
@@ -130,13 +124,6 @@ async def engines(rig: AsteriskRig, tmp_path: Path, hotline_db: str) -> AsyncIte
         for engine in started:
             engine.stop()
         rig.hangup_all()
-        import redis.asyncio as aioredis
-
-        client = aioredis.Redis.from_url("redis://127.0.0.1:6379/0", decode_responses=True)
-        keys = [k async for k in client.scan_iter(match=prefix + "*", count=500)]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
 
 
 async def test_two_engines_one_killed_mid_load_no_caller_lost(rig: AsteriskRig, engines: list[EngineProcess],
