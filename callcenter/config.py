@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from callcenter.acd.settings import AcdPolicy as AcdSettings
@@ -183,6 +183,8 @@ class UserSettings(Section):
     role: str
     agent_id: str | None = None
     unit: str | None = None
+    # The user's own phone: the id of an [[agents]] endpoint (a supervisor's listen/whisper/barge rings it).
+    phone: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
 
 
 class Settings(BaseSettings):
@@ -219,6 +221,14 @@ class Settings(BaseSettings):
                 if target is not None and target not in names:
                     raise ValueError(f"queue {q.name}: {key} {target!r} is not a queue")
         return queues
+
+    @model_validator(mode="after")
+    def _phones_are_endpoints(self) -> Settings:
+        endpoints = {a.id for a in self.agents}
+        for user in self.users:
+            if user.phone is not None and user.phone not in endpoints:
+                raise ValueError(f"users {user.username}: phone {user.phone!r} is not the id of an [[agents]] endpoint")
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -31,6 +31,7 @@ class User:
     role: str
     agent_id: str | None = None   # the agent this log-in speaks for (role agent)
     unit: str | None = None       # the field unit this log-in speaks for (role unit)
+    phone: str | None = None      # the user's own phone endpoint id (supervisors: listen/whisper/barge)
 
 
 # Where the authentication middleware leaves the signed-in user: request[USER].

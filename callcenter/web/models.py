@@ -19,6 +19,10 @@ class User(Base):
     agent_id: Mapped[str | None] = mapped_column(String(32))
     unit: Mapped[str | None] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The PJSIP endpoint (an agent id of the settings) that rings when this user listens in.
+    phone: Mapped[str | None] = mapped_column(String(32))
+    # Seeded from the settings file: a user removed there is deactivated on the next start.
+    from_settings: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class ApiToken(Base):

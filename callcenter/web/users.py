@@ -25,19 +25,22 @@ def sha256(text: str) -> str:
 
 
 def as_user(row: User) -> access.User:
-    return access.User(username=row.username, role=row.role, agent_id=row.agent_id, unit=row.unit)
+    return access.User(username=row.username, role=row.role, agent_id=row.agent_id, unit=row.unit, phone=row.phone)
 
 
 async def create_user(session: AsyncSession, username: str, password: str, role: str,
-                      agent_id: str | None = None, unit: str | None = None) -> User:
+                      agent_id: str | None = None, unit: str | None = None, phone: str | None = None,
+                      from_settings: bool = False) -> User:
     if role not in access.ROLES:
         raise ValueError(f"unknown role {role!r} (roles: {', '.join(access.ROLES)})")
     existing = (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
     if existing is not None:
         existing.password_hash = _hasher.hash(password)
         existing.role, existing.agent_id, existing.unit, existing.active = role, agent_id, unit, True
+        existing.phone, existing.from_settings = phone, from_settings
         return existing
-    user = User(username=username, password_hash=_hasher.hash(password), role=role, agent_id=agent_id, unit=unit)
+    user = User(username=username, password_hash=_hasher.hash(password), role=role, agent_id=agent_id, unit=unit,
+                phone=phone, from_settings=from_settings)
     session.add(user)
     await session.flush()
     return user
@@ -94,7 +97,7 @@ async def seed_users(sessionmaker: async_sessionmaker[AsyncSession], settings: S
         admin = None
         for spec in settings.users:
             user = await create_user(session, spec.username, spec.password.get_secret_value(), spec.role,
-                                     spec.agent_id, spec.unit)
+                                     spec.agent_id, spec.unit, spec.phone, from_settings=True)
             if spec.role == access.ADMIN and admin is None:
                 admin = user
         if settings.web.cli_token is not None:
