@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import SessionTransaction
 
 from callcenter.ivr.flow import Hangup, IvrFlow, Notice, PlayAndCollect, PlayMessage
 from callcenter.ivr.model import load_menu
@@ -119,6 +120,21 @@ async def test_a_failure_while_storing_leaves_no_audio(notices, sessionmaker, mo
     monkeypatch.setattr(service, "prompt_id", lost)
     with pytest.raises(RuntimeError, match="went away"):
         await notices.create(**good_notice())
+    assert await outages(sessionmaker) == [] and files(notices.prompts_dir) == []
+
+
+async def test_a_commit_that_fails_takes_the_placed_audio_back(notices, sessionmaker, monkeypatch) -> None:
+    commit = SessionTransaction.commit
+
+    def refused(self: SessionTransaction, *args: object, **kwargs: object) -> object:
+        if list(notices.prompts_dir.glob("notice_*.wav")):    # the audio is in place: now fail
+            raise OSError("disk full")
+        return commit(self, *args, **kwargs)
+
+    monkeypatch.setattr(SessionTransaction, "commit", refused)
+    with pytest.raises(OSError, match="disk full"):
+        await notices.create(**good_notice())
+    monkeypatch.undo()
     assert await outages(sessionmaker) == [] and files(notices.prompts_dir) == []
 
 
