@@ -1,7 +1,11 @@
 """Prompt audio from prompt text: espeak-ng speaks it (Mandarin by default), pydub makes
 telephony audio (8 kHz, mono, 16-bit WAV, which Asterisk plays as .wav), and the result is
 cached: a prompt is rebuilt only when its text, voice or speed changes (a manifest keeps a
-hash of each)."""
+hash of each).
+
+The text reaches espeak-ng on standard input (`--stdin`), never on its command line: a notice
+a supervisor typed as `-f/etc/passwd` or `-w<path>` is spoken as those words, not read as an
+option."""
 from __future__ import annotations
 
 import hashlib
@@ -12,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from pydub import AudioSegment
+from pydub.exceptions import CouldntDecodeError
 
 from callcenter.ivr.model import Menu
 
@@ -28,26 +33,43 @@ def _fingerprint(text: str, voice: str, speed_wpm: int) -> str:
     return hashlib.sha256(f"{voice}|{speed_wpm}|{text}".encode()).hexdigest()[:16]
 
 
-def render_prompt(prompt_id: str, text: str, prompts_dir: Path, voice: str = "cmn", speed_wpm: int = 150) -> Path:
-    """Speak `text` into <prompts_dir>/<prompt_id>.wav (8 kHz mono 16-bit), atomically."""
-    prompts_dir.mkdir(parents=True, exist_ok=True)
-    target = prompts_dir / f"{prompt_id}.wav"
+def speak(text: str, target: Path, voice: str = "cmn", speed_wpm: int = 150) -> Path:
+    """Speak `text` into `target` (8 kHz mono 16-bit WAV), atomically: `target` appears complete
+    or not at all. Raises PromptError when the speech engine fails."""
+    target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         spoken = Path(tmp) / "spoken.wav"
         try:
-            subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed_wpm), "-w", str(spoken), text],
-                           check=True, capture_output=True, timeout=60)
+            # The text on standard input: nothing in it can become an option of espeak-ng.
+            subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed_wpm), "-w", str(spoken), "--stdin"],
+                           input=text.encode(), check=True, capture_output=True, timeout=60)
         except FileNotFoundError:
             raise PromptError("espeak-ng is not installed (make setup installs it)") from None
         except subprocess.CalledProcessError as exc:
-            raise PromptError(f"espeak-ng failed for prompt {prompt_id!r}: {exc.stderr.decode(errors='replace')}") from None
-        with open(spoken, "rb") as spoken_file:   # our handle: pydub does not close its own
-            audio = AudioSegment.from_wav(spoken_file).set_frame_rate(8000).set_channels(1).set_sample_width(2)
-        partial = prompts_dir / f".{prompt_id}.wav.tmp"
-        with open(partial, "wb") as out:  # pydub leaves the handle it opens itself unclosed
-            audio.export(out, format="wav")
-        partial.replace(target)
+            raise PromptError(f"espeak-ng failed: {exc.stderr.decode(errors='replace').strip()}") from None
+        except subprocess.TimeoutExpired:
+            raise PromptError("espeak-ng took longer than 60 s") from None
+        try:
+            with open(spoken, "rb") as spoken_file:   # our handle: pydub does not close its own
+                audio = AudioSegment.from_wav(spoken_file).set_frame_rate(8000).set_channels(1).set_sample_width(2)
+        except (OSError, CouldntDecodeError) as exc:
+            raise PromptError(f"espeak-ng gave no audio: {exc}") from None
+        partial = target.with_name(f".{target.name}.tmp")
+        try:
+            with open(partial, "wb") as out:  # pydub leaves the handle it opens itself unclosed
+                audio.export(out, format="wav")
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
     return target
+
+
+def render_prompt(prompt_id: str, text: str, prompts_dir: Path, voice: str = "cmn", speed_wpm: int = 150) -> Path:
+    """Speak `text` into <prompts_dir>/<prompt_id>.wav (8 kHz mono 16-bit), atomically."""
+    try:
+        return speak(text, prompts_dir / f"{prompt_id}.wav", voice, speed_wpm)
+    except PromptError as exc:
+        raise PromptError(f"prompt {prompt_id!r}: {exc}") from None
 
 
 MAX_POSITION = 10

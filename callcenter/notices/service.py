@@ -5,11 +5,20 @@ outage is announced and not over (from its creation to its end). The rules on no
 time — planned outages 7 working days, temporary ones 24 hours (power rules, SPEC.md) — are
 checked when an outage is entered: a late one is still announced (the water stops either way)
 but marked `announced_late` for the reports.
+
+What a supervisor enters is bounded before anything is kept: the text callers hear (500
+characters, no control characters), the areas (50 names of at most 64 characters), the cause,
+and the times (a real UTC offset, starting within a year and not over 31 days ago, lasting at
+most 31 days). The notice is spoken first, to a name of its own; only then is the outage
+stored and its audio moved to `notice_<id>.wav` in the same transaction, so a failure leaves
+neither a row nor a file, and no caller is ever routed to a notice without a prompt.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import unicodedata
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.ivr.flow import Notice
-from callcenter.ivr.prompts import render_prompt
+from callcenter.ivr.prompts import PromptError, speak
 from callcenter.notices.models import Outage
 from callcenter.workorders.deadlines import add_working_days
 from callcenter.workorders.models import Customer
@@ -26,10 +35,76 @@ log = logging.getLogger(__name__)
 KINDS = ("planned", "temporary")
 PLANNED_AHEAD_WORKING_DAYS = 7
 TEMPORARY_AHEAD = timedelta(hours=24)
+MAX_TEXT = 500
+MAX_CAUSE = 500
+MAX_AREAS = 50
+MAX_AREA_NAME = 64        # workorders.models.Customer.area
+MAX_AHEAD = timedelta(days=366)
+MAX_DURATION = timedelta(days=31)
+# Real zones run from UTC-12:00 to UTC+14:00.
+OFFSETS = (timedelta(hours=-12), timedelta(hours=14))
+MAX_ID = 2**31 - 1        # the id column is a 32-bit integer
 
 
 class NoticeError(ValueError):
-    pass
+    """Bad input: the message names the field."""
+
+
+class NoticeAudioError(RuntimeError):
+    """The speech engine could not speak the notice: nothing was stored."""
+
+
+def check_words(field: str, value: str, limit: int) -> str:
+    """`value` stripped, at most `limit` characters, no control characters but line breaks."""
+    value = value.strip()
+    if len(value) > limit:
+        raise NoticeError(f"{field}: at most {limit} characters (got {len(value)})")
+    for position, char in enumerate(value):
+        if char != "\n" and unicodedata.category(char) in ("Cc", "Cs"):
+            raise NoticeError(f"{field}: control character U+{ord(char):04X} at position {position}")
+    return value
+
+
+def check_areas(areas: list[object]) -> list[str]:
+    if len(areas) > MAX_AREAS:
+        raise NoticeError(f"areas: at most {MAX_AREAS} areas (got {len(areas)})")
+    names: list[str] = []
+    for n, area in enumerate(areas):
+        if not isinstance(area, str):
+            raise NoticeError(f"areas[{n}]: an area name (text)")
+        name = check_words(f"areas[{n}]", area, MAX_AREA_NAME)
+        if name and name not in names:
+            names.append(name)
+    if not names:
+        raise NoticeError("areas: name at least one affected area")
+    return names
+
+
+def check_times(starts_at: datetime, ends_at: datetime, now: datetime) -> tuple[datetime, datetime]:
+    """The outage's start and end in UTC, or a NoticeError naming the field."""
+    checked = []
+    for field, when in (("starts_at", starts_at), ("ends_at", ends_at)):
+        offset = when.utcoffset()
+        if offset is None:
+            raise NoticeError(f"{field}: give the time zone, e.g. 2026-11-28T08:00:00+08:00")
+        if not OFFSETS[0] <= offset <= OFFSETS[1]:
+            raise NoticeError(f"{field}: UTC offset {when.strftime('%z')} is not a real one (-1200 to +1400)")
+        try:
+            checked.append(when.astimezone(UTC))
+        except OverflowError:
+            raise NoticeError(f"{field}: {when.isoformat()} is out of range") from None
+    starts_at, ends_at = checked
+    if starts_at - now > MAX_AHEAD:
+        raise NoticeError(f"starts_at: at most {MAX_AHEAD.days} days ahead")
+    if now - starts_at > MAX_DURATION:
+        raise NoticeError(f"starts_at: more than {MAX_DURATION.days} days ago")
+    if ends_at <= starts_at:
+        raise NoticeError("ends_at: must be after starts_at")
+    if ends_at <= now:
+        raise NoticeError(f"ends_at: {ends_at.isoformat()} is already past")
+    if ends_at - starts_at > MAX_DURATION:
+        raise NoticeError(f"ends_at: an outage lasts at most {MAX_DURATION.days} days")
+    return starts_at, ends_at
 
 
 def prompt_id(outage_id: int) -> str:
@@ -51,35 +126,47 @@ class NoticeService:
         self.timezone = timezone
         self.voice, self.speed_wpm = voice, speed_wpm
 
-    async def create(self, *, kind: str, areas: list[str], starts_at: datetime, ends_at: datetime, text: str,
+    async def create(self, *, kind: str, areas: list[object], starts_at: datetime, ends_at: datetime, text: str,
                      by: str, cause: str = "", now: datetime | None = None) -> Outage:
         now = now or datetime.now(UTC)
         if kind not in KINDS:
-            raise NoticeError(f"kind: {kind!r} is not one of {', '.join(KINDS)}")
-        areas = [a.strip() for a in areas if isinstance(a, str) and a.strip()]
-        if not areas:
-            raise NoticeError("areas: name at least one affected area")
-        if not text.strip():
+            raise NoticeError(f"kind: {kind[:20]!r} is not one of {', '.join(KINDS)}")
+        names = check_areas(areas)
+        text = check_words("text", text, MAX_TEXT)
+        if not text:
             raise NoticeError("text: the notice callers hear is empty")
-        if starts_at.tzinfo is None or ends_at.tzinfo is None:
-            raise NoticeError("starts_at, ends_at: give the time zone")
-        if ends_at <= starts_at:
-            raise NoticeError("ends_at: must be after starts_at")
-        if ends_at <= now:
-            raise NoticeError(f"ends_at: {ends_at.isoformat()} is already past")
-        outage = Outage(kind=kind, areas=areas, starts_at=starts_at, ends_at=ends_at, text=text.strip(),
+        cause = check_words("cause", cause, MAX_CAUSE)
+        starts_at, ends_at = check_times(starts_at, ends_at, now)
+        outage = Outage(kind=kind, areas=names, starts_at=starts_at, ends_at=ends_at, text=text,
                         cause=cause, created_at=now, created_by=by,
                         announced_late=announced_late(kind, starts_at, now, self.timezone))
-        async with self.sessionmaker() as session, session.begin():
-            session.add(outage)
-        # The spoken notice is ready before any caller can be routed to it.
-        await asyncio.to_thread(render_prompt, prompt_id(outage.id), outage.text, self.prompts_dir,
-                                self.voice, self.speed_wpm)
-        log.info("outage %s (%s) for %s announced%s", outage.id, kind, ", ".join(areas),
+        # The spoken notice is ready before any caller can be routed to it: spoken first, under
+        # a name no caller is routed to, then stored and moved in place in one transaction.
+        pending = self.prompts_dir / f".pending-{uuid.uuid4().hex}.wav"
+        try:
+            await asyncio.to_thread(speak, text, pending, self.voice, self.speed_wpm)
+        except PromptError as exc:
+            raise NoticeAudioError(f"text: the spoken notice could not be made: {exc}") from None
+        placed: Path | None = None
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                session.add(outage)
+                await session.flush()
+                placed = self.prompts_dir / f"{prompt_id(outage.id)}.wav"
+                pending.replace(placed)
+        except BaseException:
+            if placed is not None:
+                placed.unlink(missing_ok=True)
+            raise
+        finally:
+            pending.unlink(missing_ok=True)
+        log.info("outage %s (%s) for %s announced%s", outage.id, kind, ", ".join(names),
                  " late" if outage.announced_late else "")
         return outage
 
     async def cancel(self, outage_id: int) -> Outage:
+        if not 0 < outage_id <= MAX_ID:
+            raise LookupError(f"no outage {outage_id}")
         async with self.sessionmaker() as session, session.begin():
             outage = await session.get(Outage, outage_id)
             if outage is None:

@@ -1,5 +1,8 @@
 """A report as CSV (one file, a section per block), XLSX (a sheet per block, openpyxl) or a
-printable HTML page with bar charts (Jinja2, inline SVG: nothing to fetch when printing)."""
+printable HTML page with bar charts (Jinja2, inline SVG: nothing to fetch when printing).
+
+Every CSV and XLSX row goes through callcenter.exports: text that a spreadsheet would run as a
+formula (an order description `=HYPERLINK(...)`) is written as text."""
 from __future__ import annotations
 
 import csv
@@ -11,6 +14,7 @@ from openpyxl import Workbook
 from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Font
 
+from callcenter.exports import csv_row, xlsx_row
 from callcenter.workorders.reports import Report
 
 FORMATS = {"csv": "text/csv; charset=utf-8", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -58,16 +62,23 @@ def _header(report: Report) -> list[list[Any]]:
 def to_csv(report: Report) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["# " + (report.hotline or "hotline") + " " + TITLES[report.period.kind]])
-    writer.writerows(_header(report))
-    writer.writerow([])
-    writer.writerow(["indicator", "value"])
-    writer.writerows([key, "" if value is None else value] for key, value in report.indicators.items())
+
+    def write(row: list[Any]) -> None:
+        writer.writerow(csv_row(row))
+
+    write(["# " + (report.hotline or "hotline") + " " + TITLES[report.period.kind]])
+    for row in _header(report):
+        write(row)
+    write([])
+    write(["indicator", "value"])
+    for key, value in report.indicators.items():
+        write([key, "" if value is None else value])
     for name, columns in BLOCKS:
-        writer.writerow([])
-        writer.writerow([f"# {name}"])
-        writer.writerow(columns)
-        writer.writerows([row.get(c, "") for c in columns] for row in getattr(report, name))
+        write([])
+        write([f"# {name}"])
+        write(list(columns))
+        for block_row in getattr(report, name):
+            write([block_row.get(c, "") for c in columns])
     return ("\ufeff" + out.getvalue()).encode()   # a BOM so spreadsheet programs read the Chinese right
 
 
@@ -75,22 +86,22 @@ def to_xlsx(report: Report) -> bytes:
     book = Workbook()
     sheet = book.active
     sheet.title = "indicators"
-    sheet.append([f"{report.hotline} {TITLES[report.period.kind]} {report.period.label}"])
+    sheet.append(xlsx_row(sheet, [f"{report.hotline} {TITLES[report.period.kind]} {report.period.label}"]))
     sheet["A1"].font = Font(bold=True, size=14)
     for row in _header(report):
-        sheet.append(row)
+        sheet.append(xlsx_row(sheet, row))
     sheet.append([])
     sheet.append(["indicator", "label", "value"])
     for key, value in report.indicators.items():
-        sheet.append([key, LABELS.get(key, key), value])
+        sheet.append(xlsx_row(sheet, [key, LABELS.get(key, key), value]))
     sheet.column_dimensions["B"].width = 44
     for name, columns in BLOCKS:
         block = book.create_sheet(name)
-        block.append(list(columns))
+        block.append(xlsx_row(block, columns))
         for cell in block[1]:
             cell.font = Font(bold=True)
         for row in getattr(report, name):
-            block.append([row.get(c) for c in columns])
+            block.append(xlsx_row(block, [row.get(c) for c in columns]))
         if name in ("categories", "units") and block.max_row > 1:
             chart = BarChart()
             chart.title = "taken / finished"

