@@ -1,10 +1,12 @@
 """QA review over HTTP: search calls, run the weekly assignment, score assigned calls, read a
 call's checks and reviews, the scorecard, and which queues each reviewer covers.
 
-Who sees what: an agent their own calls (any other call is "not found"); QA the queues they
-cover (all queues when they cover none) and every call assigned to them; supervisors and admin
-every call. No audio is served here (recording/http.py does, to agents, QA and admin): a
-supervisor gets the checks and scores but no words and no pointer to the audio.
+Who sees what is one rule, callcenter/calls/visibility.py, shared with recording/http.py: an
+agent their own calls (any other call is "not found"); QA the queues they cover (all queues
+when they cover none) and every call assigned to them; supervisors and admin every call. No
+audio is served here (recording/http.py does): a supervisor gets the checks and scores but no
+words, no pointer to the audio, and may not search by words said (403 naming `words`: which
+calls contain a word is itself what was said).
 
     GET  /api/qa/search?words=&channel=&agent_id=&category=&from=&to=&min_score=&max_score=&check=&limit=&offset=
     POST /api/qa/assignments/run       {week, per_agent}: the weekly sample + flagged calls (supervisor, admin)
@@ -27,6 +29,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from sqlalchemy import select
 
+from callcenter.calls import visibility
 from callcenter.qa import review
 from callcenter.web import access
 from callcenter.web.auth import json_body, json_error, json_exception
@@ -36,7 +39,6 @@ from callcenter.web.models import User
 SCORECARDS = web.AppKey("qa_scorecards", review.Scorecards)
 
 AGENT, QA, SUP, ADMIN = access.AGENT, access.QA, access.SUPERVISOR, access.ADMIN
-LISTENERS = (AGENT, QA, ADMIN)      # as recording/http.py: who may hear a call's audio
 CHANNELS = ("caller", "agent")
 MAX_LIMIT = 200
 
@@ -49,13 +51,8 @@ def _not_found(what: str) -> web.HTTPException:
     return json_exception(web.HTTPNotFound, what)
 
 
-async def scope_for(request: web.Request, user: access.User) -> review.Scope:
-    if user.role == AGENT:
-        return review.Scope(agent_id=user.agent_id or "")   # an agent log-in without an agent id sees nothing
-    if user.role == QA:
-        return review.Scope(queues=await review.covered_queues(request.app[SESSIONMAKER], user.username),
-                            reviewer=user.username)
-    return review.Scope()
+async def scope_for(request: web.Request, user: access.User) -> visibility.Scope:
+    return await visibility.scope_for(request.app[SESSIONMAKER], user)
 
 
 def _number(query: Any, key: str, low: float, high: float) -> float | None:
@@ -81,7 +78,7 @@ def _day(query: Any, key: str, tz: str) -> datetime | None:
         raise _bad(f"{key}: a day, e.g. 2026-11-23") from None
 
 
-@access.allow(AGENT, QA, SUP, ADMIN)
+@access.allow(*visibility.READERS)
 async def search(request: web.Request) -> web.Response:
     """`from`/`to` are days in the hotline's time zone, both included."""
     user = access.current_user(request)
@@ -92,9 +89,14 @@ async def search(request: web.Request) -> web.Response:
     channel = q.get("channel") or None
     if channel is not None and channel not in CHANNELS:
         raise _bad(f"channel: one of {', '.join(CHANNELS)}")
+    scope = await scope_for(request, user)
+    if not scope.words:
+        for key in ("words", "channel"):
+            if q.get(key):
+                raise json_exception(web.HTTPForbidden, f"{key}: you may not search by words said "
+                                                        "(your role reads no transcripts)")
     tz = request.app[SETTINGS].hotline.timezone
     until = _day(q, "to", tz)
-    scope = await scope_for(request, user)
     found = await review.search(request.app[SESSIONMAKER], review.Search(
         words=words, channel=channel,
         agent_id=scope.agent_id if user.role == AGENT else (q.get("agent_id") or None),
@@ -158,16 +160,16 @@ async def submit_review(request: web.Request) -> web.Response:
     return web.json_response({**review.review_json(saved), "replaced": replaced}, status=200 if replaced else 201)
 
 
-@access.allow(AGENT, QA, SUP, ADMIN)
+@access.allow(*visibility.READERS)
 async def call(request: web.Request) -> web.Response:
     user = access.current_user(request)
     call_id = request.match_info["call_id"]
-    found = await review.call_detail(request.app[SESSIONMAKER], call_id, await scope_for(request, user),
-                                     with_words=user.role in LISTENERS)
+    scope = await scope_for(request, user)
+    found = await review.call_detail(request.app[SESSIONMAKER], call_id, scope)
     if found is None:
         raise _not_found("no such call")
     # Where a listener asks for a signed audio link; supervisors get none.
-    found["audio_link"] = f"/api/recordings/{call_id}/link" if user.role in LISTENERS else None
+    found["audio_link"] = f"/api/recordings/{call_id}/link" if scope.audio else None
     return web.json_response(found)
 
 

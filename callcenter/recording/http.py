@@ -1,8 +1,9 @@
 """Recordings over HTTP: a signed link to hear a call, the audio itself, the transcript, erasure.
 
-Who may hear what: an agent their own calls, QA and admin any call; supervisors and operations
-hear no audio and read no transcript (the allow-list refuses them). A call an agent may not hear
-is "not found" to them, exactly like a call that does not exist.
+Who may hear what is the one rule of callcenter/calls/visibility.py, the same as for QA calls:
+an agent their own calls, QA the queues they cover and the calls assigned to them, admin every
+call; supervisors and operations hear no audio and read no transcript (the allow-list refuses
+them). A call a user may not hear is "not found" to them, exactly like a call that does not exist.
 
     POST /api/recordings/{call_id}/link        {url, expires_at}: a signed link to the audio
     GET  /api/recordings/{call_id}/audio?exp=&sig=   the OGG (else the WAV); Range requests work
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from callcenter.calls import visibility
 from callcenter.calls.models import Call
 from callcenter.recording.playback import CONTENT_TYPES, playback_path
 from callcenter.recording.retention import erase_caller
@@ -30,7 +32,7 @@ from callcenter.web.keys import SESSIONMAKER, SETTINGS
 
 log = logging.getLogger(__name__)
 
-LISTENERS = (access.AGENT, access.QA, access.ADMIN)
+LISTENERS = visibility.LISTENERS
 
 
 def _not_found(what: str = "no such recording") -> web.HTTPNotFound:
@@ -48,12 +50,12 @@ def _call_id(request: web.Request) -> str:
     raise _not_found()
 
 
-async def _call_heard_by(request: web.Request, user: access.User) -> Call:
-    """The call, if this user may hear it: agents their own calls only."""
-    call_id = _call_id(request)
-    async with request.app[SESSIONMAKER]() as session:
-        call = await session.get(Call, call_id)
-    if call is None or (user.role == access.AGENT and (not user.agent_id or call.agent_id != user.agent_id)):
+async def _call_heard_by(request: web.Request, user: access.User, *, needs: str) -> Call:
+    """The call, if this user may see it and `needs` ("audio" or "words") of it."""
+    call_id, sessionmaker = _call_id(request), request.app[SESSIONMAKER]
+    scope = await visibility.scope_for(sessionmaker, user)
+    call = await visibility.visible_call(sessionmaker, call_id, scope) if getattr(scope, needs) else None
+    if call is None:
         raise _not_found()
     return call
 
@@ -80,7 +82,7 @@ def _playable(recording_path: str | None, recordings_dir: Path) -> Path | None:
 @access.allow(*LISTENERS)
 async def audio_link(request: web.Request) -> web.Response:
     user = access.current_user(request)
-    call = await _call_heard_by(request, user)
+    call = await _call_heard_by(request, user, needs="audio")
     if _playable(call.recording_path, request.app[SETTINGS].paths.recordings_dir) is None:
         raise _not_found("this call has no recording")
     exp = int(time.time()) + request.app[SETTINGS].recording.link_ttl_s
@@ -109,7 +111,7 @@ async def audio(request: web.Request) -> web.StreamResponse:
 
 @access.allow(*LISTENERS)
 async def transcript(request: web.Request) -> web.Response:
-    call = await _call_heard_by(request, access.current_user(request))
+    call = await _call_heard_by(request, access.current_user(request), needs="words")
     store = TranscriptStore(request.app[SESSIONMAKER])
     found = await store.transcript(call.id)
     if found is None:
