@@ -35,6 +35,7 @@ from callcenter.web import access
 from callcenter.web.auth import json_body, json_error, json_exception
 from callcenter.web.keys import SESSIONMAKER, SETTINGS
 from callcenter.web.models import User
+from callcenter.workdays import FIRST_YEAR, LAST_YEAR, check_day
 
 SCORECARDS = web.AppKey("qa_scorecards", review.Scorecards)
 
@@ -73,9 +74,27 @@ def _day(query: Any, key: str, tz: str) -> datetime | None:
     if not raw:
         return None
     try:
-        return datetime.combine(date.fromisoformat(raw), time(0), tzinfo=ZoneInfo(tz))
+        day = check_day(date.fromisoformat(raw), key)
     except ValueError:
-        raise _bad(f"{key}: a day, e.g. 2026-11-23") from None
+        raise _bad(f"{key}: a day from {FIRST_YEAR} to {LAST_YEAR}, e.g. 2026-11-23") from None
+    return datetime.combine(day, time(0), tzinfo=ZoneInfo(tz))
+
+
+def _text(query: Any, key: str) -> str | None:
+    """A short text filter (an id, a name, a week); NUL and long values are refused."""
+    raw = query.get(key)
+    if not raw:
+        return None
+    if len(raw) > 64 or "\x00" in raw:
+        raise _bad(f"{key}: up to 64 characters, without NUL")
+    return str(raw)
+
+
+def _call_id(request: web.Request) -> str:
+    raw = request.match_info["call_id"]
+    if len(raw) > 36 or "\x00" in raw:
+        raise _not_found("no such call")
+    return raw
 
 
 @access.allow(*visibility.READERS)
@@ -84,8 +103,8 @@ async def search(request: web.Request) -> web.Response:
     user = access.current_user(request)
     q = request.query
     words = tuple(dict.fromkeys(w for w in re.split(r"[\s,，]+", q.get("words", "")) if w))
-    if len(words) > 20 or any(len(w) > 64 for w in words):
-        raise _bad("words: at most 20 words of up to 64 characters")
+    if len(words) > 20 or any(len(w) > 64 or "\x00" in w for w in words):
+        raise _bad("words: at most 20 words of up to 64 characters, without NUL")
     channel = q.get("channel") or None
     if channel is not None and channel not in CHANNELS:
         raise _bad(f"channel: one of {', '.join(CHANNELS)}")
@@ -99,11 +118,11 @@ async def search(request: web.Request) -> web.Response:
     until = _day(q, "to", tz)
     found = await review.search(request.app[SESSIONMAKER], review.Search(
         words=words, channel=channel,
-        agent_id=scope.agent_id if user.role == AGENT else (q.get("agent_id") or None),
-        category=q.get("category") or None, since=_day(q, "from", tz),
+        agent_id=scope.agent_id if user.role == AGENT else _text(q, "agent_id"),
+        category=_text(q, "category"), since=_day(q, "from", tz),
         until=until + timedelta(days=1) if until else None,
         min_score=_number(q, "min_score", 0, 100), max_score=_number(q, "max_score", 0, 100),
-        failed_check=q.get("check") or None,
+        failed_check=_text(q, "check"),
         limit=int(_number(q, "limit", 1, MAX_LIMIT) or 50), offset=int(_number(q, "offset", 0, 1e9) or 0),
         scope=scope))
     return web.json_response(found)
@@ -132,9 +151,9 @@ async def run_assignments(request: web.Request) -> web.Response:
 @access.allow(QA, SUP, ADMIN)
 async def list_assignments(request: web.Request) -> web.Response:
     user = access.current_user(request)
-    reviewer = user.username if user.role == QA else (request.query.get("reviewer") or None)
+    reviewer = user.username if user.role == QA else _text(request.query, "reviewer")
     rows = await review.assignments(request.app[SESSIONMAKER], reviewer=reviewer,
-                                    week=request.query.get("week") or None)
+                                    week=_text(request.query, "week"))
     return web.json_response({"assignments": [
         {**review.assignment_json(a), "reviewed": r is not None, "total": r.total if r else None} for a, r in rows]})
 
@@ -144,10 +163,10 @@ async def submit_review(request: web.Request) -> web.Response:
     user = access.current_user(request)
     body = await json_body(request)
     call_id, comment = body.get("call_id"), body.get("comment", "")
-    if not isinstance(call_id, str) or not call_id:
+    if not isinstance(call_id, str) or not call_id or len(call_id) > 36 or "\x00" in call_id:
         raise _bad("call_id: the call reviewed")
-    if not isinstance(comment, str) or len(comment) > 2000:
-        raise _bad("comment: text of up to 2000 characters")
+    if not isinstance(comment, str) or len(comment) > 2000 or "\x00" in comment:
+        raise _bad("comment: text of up to 2000 characters, without NUL")
     sessionmaker = request.app[SESSIONMAKER]
     assignment = await review.assignment_of(sessionmaker, call_id, user.username)
     if assignment is None:
@@ -163,7 +182,7 @@ async def submit_review(request: web.Request) -> web.Response:
 @access.allow(*visibility.READERS)
 async def call(request: web.Request) -> web.Response:
     user = access.current_user(request)
-    call_id = request.match_info["call_id"]
+    call_id = _call_id(request)
     scope = await scope_for(request, user)
     found = await review.call_detail(request.app[SESSIONMAKER], call_id, scope)
     if found is None:
@@ -190,6 +209,8 @@ async def list_reviewers(request: web.Request) -> web.Response:
 @access.allow(SUP, ADMIN)
 async def set_reviewer_queues(request: web.Request) -> web.Response:
     username = request.match_info["username"]
+    if len(username) > 64 or "\x00" in username:
+        raise _not_found("no such QA user")
     body = await json_body(request)
     queues = body.get("queues")
     known = [q.name for q in request.app[SETTINGS].queues]

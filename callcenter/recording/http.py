@@ -131,9 +131,9 @@ async def erase(request: web.Request) -> web.Response:
     user = access.current_user(request)
     body = await json_body(request)
     number, reason = str(body.get("number", "")).strip(), str(body.get("reason", "")).strip()
-    if not number or len(number) > 32:
+    if not number or len(number) > 32 or "\x00" in number:
         return json_error(400, "number: the caller's number, as the call records have it")
-    if not reason or len(reason) > 500:
+    if not reason or len(reason) > 500 or "\x00" in reason:
         return json_error(400, "reason: why the recordings are erased (kept in the audit trail)")
     settings = request.app[SETTINGS]
     erased = await erase_caller(request.app[SESSIONMAKER], settings.paths.recordings_dir, number, user.username,
