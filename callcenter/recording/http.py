@@ -7,16 +7,21 @@ them). A call a user may not hear is "not found" to them, exactly like a call th
 
     POST /api/recordings/{call_id}/link        {url, expires_at}: a signed link to the audio
     GET  /api/recordings/{call_id}/audio?exp=&sig=   the OGG (else the WAV); Range requests work
+         (RFC 9110: one byte range is served 206; an unsatisfiable one, such as bytes=-0 or a start
+         past the end, and an invalid one, such as bytes=5-2, are 416 with Content-Range bytes */size;
+         another unit or several ranges are ignored: the whole file, 200)
     GET  /api/recordings/{call_id}/transcript  words and checks
     POST /api/recordings/erase                 {number, reason}: a caller's erasure request (admin)
 """
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -79,6 +84,33 @@ def _playable(recording_path: str | None, recordings_dir: Path) -> Path | None:
     return None
 
 
+WHOLE, PART, REFUSE = "whole", "part", "refuse"
+_BYTE_RANGE = re.compile(r"([0-9]*)-([0-9]*)", re.ASCII)
+
+
+def range_answer(header: str | None, size: int) -> str:
+    """How to answer a Range header on a file of `size` bytes (RFC 9110 section 14): WHOLE (200,
+    no header, another unit, or several ranges, which we do not serve as multipart), PART (206,
+    one satisfiable range) or REFUSE (416: unsatisfiable, or an invalid bytes range)."""
+    if header is None:
+        return WHOLE
+    unit, equals, ranges = header.partition("=")
+    if not equals or unit.strip().lower() != "bytes":
+        return WHOLE                      # a range unit we do not know is ignored (14.2)
+    specs = [spec.strip() for spec in ranges.split(",")]
+    if len(specs) != 1:
+        return WHOLE                      # a server may ignore Range (14.2): no multipart answers
+    found = _BYTE_RANGE.fullmatch(specs[0])
+    if found is None or found.groups() == ("", ""):
+        return REFUSE
+    first, last = (min(int(d[:20]), 10**19) if d else None for d in found.groups())   # no 5000-digit ints
+    if first is None:                     # a suffix: the last N bytes; N = 0 asks for nothing
+        return PART if last and size > 0 else REFUSE
+    if last is not None and last < first:
+        return REFUSE                     # invalid (14.1.1): rejected, as 14.2 allows
+    return PART if first < size else REFUSE
+
+
 @access.allow(*LISTENERS)
 async def audio_link(request: web.Request) -> web.Response:
     user = access.current_user(request)
@@ -105,8 +137,23 @@ async def audio(request: web.Request) -> web.StreamResponse:
     path = _playable(call.recording_path if call else None, request.app[SETTINGS].paths.recordings_dir)
     if path is None:
         raise _not_found()
-    return web.FileResponse(path, headers={"Content-Type": CONTENT_TYPES[path.suffix],
-                                           "Cache-Control": "private, no-store"})
+    headers = {"Content-Type": CONTENT_TYPES[path.suffix], "Cache-Control": "private, no-store"}
+    size = path.stat().st_size
+    answer = range_answer(request.headers.get("Range"), size)
+    if answer == REFUSE:
+        return json_error(416, f"Range: not satisfiable for {size} bytes", **{"Content-Range": f"bytes */{size}",
+                                                                              "Accept-Ranges": "bytes"})
+    return (_WholeFile if answer == WHOLE else web.FileResponse)(path, headers=headers)
+
+
+class _WholeFile(web.FileResponse):
+    """The whole file, 200, whatever Range the request carries (a unit we do not know, or several
+    ranges): aiohttp's own range handling would answer those 416."""
+
+    async def prepare(self, request: web.BaseRequest) -> Any:
+        headers = request.headers.copy()
+        headers.popall("Range", None)
+        return await super().prepare(request.clone(headers=headers))
 
 
 @access.allow(*LISTENERS)

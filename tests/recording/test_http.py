@@ -112,6 +112,29 @@ async def test_an_agent_hears_their_own_call_with_ranges(aiohttp_client, app, se
     assert tail.status == 206 and await tail.read() == data[-100:]
 
 
+async def test_ranges_that_cannot_be_served_are_416_and_others_the_whole_file(aiohttp_client, app, sessionmaker,
+                                                                              settings) -> None:
+    """RFC 9110: bytes=-0 asks for nothing (416, not the whole file as 206); a start past the end
+    and an invalid range are 416 with the size; another unit or several ranges: the whole, 200."""
+    call_id, data = await add_call(sessionmaker, settings.paths.recordings_dir, "1001")
+    client = await aiohttp_client(app)
+    url = audio_url(call_id, int(time.time()) + 60, key(settings))
+    for header in ("bytes=-0", f"bytes={len(data)}-", "bytes=999999999-", "bytes=5-2", "bytes=abc", "bytes=-",
+                   "bytes=1-2-3", "bytes=" + "9" * 5000 + "-"):
+        response = await client.get(url, headers={"Range": header})
+        assert response.status == 416, header[:40]
+        assert response.headers["Content-Range"] == f"bytes */{len(data)}", header[:40]
+    for header in ("items=0-10", "bytes=0-1,5-6", "garbage"):
+        response = await client.get(url, headers={"Range": header})
+        assert response.status == 200 and await response.read() == data, header
+        assert "Content-Range" not in response.headers
+    for header, part in (("bytes=0-0", data[:1]), (f"bytes={len(data) - 1}-", data[-1:]),
+                         ("bytes=10-99999999999999999999", data[10:]), (f"bytes=-{len(data) + 5}", data),
+                         ("Bytes=2-5", data[2:6])):
+        response = await client.get(url, headers={"Range": header})
+        assert response.status == 206 and await response.read() == part, header
+
+
 async def test_the_playback_copy_is_served_when_there_is_one(aiohttp_client, app, sessionmaker, settings) -> None:
     call_id, _ = await add_call(sessionmaker, settings.paths.recordings_dir, "1001")
     async with sessionmaker() as session:
