@@ -1,10 +1,12 @@
 """QA review over HTTP: search calls, run the weekly assignment, score assigned calls, read a
 call's checks and reviews, the scorecard, and which queues each reviewer covers.
 
-Who sees what: an agent their own calls (any other call is "not found"); QA the queues they
-cover (all queues when they cover none) and every call assigned to them; supervisors and admin
-every call. No audio is served here (recording/http.py does, to agents, QA and admin): a
-supervisor gets the checks and scores but no words and no pointer to the audio.
+Who sees what is one rule, callcenter/calls/visibility.py, shared with recording/http.py: an
+agent their own calls (any other call is "not found"); QA the queues they cover (all queues
+when they cover none) and every call assigned to them; supervisors and admin every call. No
+audio is served here (recording/http.py does): a supervisor gets the checks and scores but no
+words, no pointer to the audio, and may not search by words said (403 naming `words`: which
+calls contain a word is itself what was said).
 
     GET  /api/qa/search?words=&channel=&agent_id=&category=&from=&to=&min_score=&max_score=&check=&limit=&offset=
     POST /api/qa/assignments/run       {week, per_agent}: the weekly sample + flagged calls (supervisor, admin)
@@ -27,16 +29,17 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from sqlalchemy import select
 
+from callcenter.calls import visibility
 from callcenter.qa import review
 from callcenter.web import access
 from callcenter.web.auth import json_body, json_error, json_exception
 from callcenter.web.keys import SESSIONMAKER, SETTINGS
 from callcenter.web.models import User
+from callcenter.workdays import FIRST_YEAR, LAST_YEAR, check_day
 
 SCORECARDS = web.AppKey("qa_scorecards", review.Scorecards)
 
 AGENT, QA, SUP, ADMIN = access.AGENT, access.QA, access.SUPERVISOR, access.ADMIN
-LISTENERS = (AGENT, QA, ADMIN)      # as recording/http.py: who may hear a call's audio
 CHANNELS = ("caller", "agent")
 MAX_LIMIT = 200
 
@@ -49,13 +52,8 @@ def _not_found(what: str) -> web.HTTPException:
     return json_exception(web.HTTPNotFound, what)
 
 
-async def scope_for(request: web.Request, user: access.User) -> review.Scope:
-    if user.role == AGENT:
-        return review.Scope(agent_id=user.agent_id or "")   # an agent log-in without an agent id sees nothing
-    if user.role == QA:
-        return review.Scope(queues=await review.covered_queues(request.app[SESSIONMAKER], user.username),
-                            reviewer=user.username)
-    return review.Scope()
+async def scope_for(request: web.Request, user: access.User) -> visibility.Scope:
+    return await visibility.scope_for(request.app[SESSIONMAKER], user)
 
 
 def _number(query: Any, key: str, low: float, high: float) -> float | None:
@@ -76,32 +74,55 @@ def _day(query: Any, key: str, tz: str) -> datetime | None:
     if not raw:
         return None
     try:
-        return datetime.combine(date.fromisoformat(raw), time(0), tzinfo=ZoneInfo(tz))
+        day = check_day(date.fromisoformat(raw), key)
     except ValueError:
-        raise _bad(f"{key}: a day, e.g. 2026-11-23") from None
+        raise _bad(f"{key}: a day from {FIRST_YEAR} to {LAST_YEAR}, e.g. 2026-11-23") from None
+    return datetime.combine(day, time(0), tzinfo=ZoneInfo(tz))
 
 
-@access.allow(AGENT, QA, SUP, ADMIN)
+def _text(query: Any, key: str) -> str | None:
+    """A short text filter (an id, a name, a week); NUL and long values are refused."""
+    raw = query.get(key)
+    if not raw:
+        return None
+    if len(raw) > 64 or "\x00" in raw:
+        raise _bad(f"{key}: up to 64 characters, without NUL")
+    return str(raw)
+
+
+def _call_id(request: web.Request) -> str:
+    raw = request.match_info["call_id"]
+    if len(raw) > 36 or "\x00" in raw:
+        raise _not_found("no such call")
+    return raw
+
+
+@access.allow(*visibility.READERS)
 async def search(request: web.Request) -> web.Response:
     """`from`/`to` are days in the hotline's time zone, both included."""
     user = access.current_user(request)
     q = request.query
     words = tuple(dict.fromkeys(w for w in re.split(r"[\s,，]+", q.get("words", "")) if w))
-    if len(words) > 20 or any(len(w) > 64 for w in words):
-        raise _bad("words: at most 20 words of up to 64 characters")
+    if len(words) > 20 or any(len(w) > 64 or "\x00" in w for w in words):
+        raise _bad("words: at most 20 words of up to 64 characters, without NUL")
     channel = q.get("channel") or None
     if channel is not None and channel not in CHANNELS:
         raise _bad(f"channel: one of {', '.join(CHANNELS)}")
+    scope = await scope_for(request, user)
+    if not scope.words:
+        for key in ("words", "channel"):
+            if q.get(key):
+                raise json_exception(web.HTTPForbidden, f"{key}: you may not search by words said "
+                                                        "(your role reads no transcripts)")
     tz = request.app[SETTINGS].hotline.timezone
     until = _day(q, "to", tz)
-    scope = await scope_for(request, user)
     found = await review.search(request.app[SESSIONMAKER], review.Search(
         words=words, channel=channel,
-        agent_id=scope.agent_id if user.role == AGENT else (q.get("agent_id") or None),
-        category=q.get("category") or None, since=_day(q, "from", tz),
+        agent_id=scope.agent_id if user.role == AGENT else _text(q, "agent_id"),
+        category=_text(q, "category"), since=_day(q, "from", tz),
         until=until + timedelta(days=1) if until else None,
         min_score=_number(q, "min_score", 0, 100), max_score=_number(q, "max_score", 0, 100),
-        failed_check=q.get("check") or None,
+        failed_check=_text(q, "check"),
         limit=int(_number(q, "limit", 1, MAX_LIMIT) or 50), offset=int(_number(q, "offset", 0, 1e9) or 0),
         scope=scope))
     return web.json_response(found)
@@ -130,9 +151,9 @@ async def run_assignments(request: web.Request) -> web.Response:
 @access.allow(QA, SUP, ADMIN)
 async def list_assignments(request: web.Request) -> web.Response:
     user = access.current_user(request)
-    reviewer = user.username if user.role == QA else (request.query.get("reviewer") or None)
+    reviewer = user.username if user.role == QA else _text(request.query, "reviewer")
     rows = await review.assignments(request.app[SESSIONMAKER], reviewer=reviewer,
-                                    week=request.query.get("week") or None)
+                                    week=_text(request.query, "week"))
     return web.json_response({"assignments": [
         {**review.assignment_json(a), "reviewed": r is not None, "total": r.total if r else None} for a, r in rows]})
 
@@ -142,10 +163,10 @@ async def submit_review(request: web.Request) -> web.Response:
     user = access.current_user(request)
     body = await json_body(request)
     call_id, comment = body.get("call_id"), body.get("comment", "")
-    if not isinstance(call_id, str) or not call_id:
+    if not isinstance(call_id, str) or not call_id or len(call_id) > 36 or "\x00" in call_id:
         raise _bad("call_id: the call reviewed")
-    if not isinstance(comment, str) or len(comment) > 2000:
-        raise _bad("comment: text of up to 2000 characters")
+    if not isinstance(comment, str) or len(comment) > 2000 or "\x00" in comment:
+        raise _bad("comment: text of up to 2000 characters, without NUL")
     sessionmaker = request.app[SESSIONMAKER]
     assignment = await review.assignment_of(sessionmaker, call_id, user.username)
     if assignment is None:
@@ -158,16 +179,16 @@ async def submit_review(request: web.Request) -> web.Response:
     return web.json_response({**review.review_json(saved), "replaced": replaced}, status=200 if replaced else 201)
 
 
-@access.allow(AGENT, QA, SUP, ADMIN)
+@access.allow(*visibility.READERS)
 async def call(request: web.Request) -> web.Response:
     user = access.current_user(request)
-    call_id = request.match_info["call_id"]
-    found = await review.call_detail(request.app[SESSIONMAKER], call_id, await scope_for(request, user),
-                                     with_words=user.role in LISTENERS)
+    call_id = _call_id(request)
+    scope = await scope_for(request, user)
+    found = await review.call_detail(request.app[SESSIONMAKER], call_id, scope)
     if found is None:
         raise _not_found("no such call")
     # Where a listener asks for a signed audio link; supervisors get none.
-    found["audio_link"] = f"/api/recordings/{call_id}/link" if user.role in LISTENERS else None
+    found["audio_link"] = f"/api/recordings/{call_id}/link" if scope.audio else None
     return web.json_response(found)
 
 
@@ -188,6 +209,8 @@ async def list_reviewers(request: web.Request) -> web.Response:
 @access.allow(SUP, ADMIN)
 async def set_reviewer_queues(request: web.Request) -> web.Response:
     username = request.match_info["username"]
+    if len(username) > 64 or "\x00" in username:
+        raise _not_found("no such QA user")
     body = await json_body(request)
     queues = body.get("queues")
     known = [q.name for q in request.app[SETTINGS].queues]

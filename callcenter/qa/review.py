@@ -29,11 +29,12 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.calls.models import ANSWERED, Call
+from callcenter.calls.visibility import Scope, checks_for, in_scope
 from callcenter.qa.models import FLAGGED, SAMPLE, Assignment, Review, ReviewerQueue
 from callcenter.recording.models import Transcript, TranscriptWord
 from callcenter.web import access
@@ -190,12 +191,6 @@ async def reviewers(session: AsyncSession) -> list[tuple[str, frozenset[str] | N
     return [(name, frozenset(covered[name]) if name in covered else None) for name in names]
 
 
-async def covered_queues(sessionmaker: async_sessionmaker[AsyncSession], reviewer: str) -> frozenset[str] | None:
-    async with sessionmaker() as session:
-        queues = (await session.scalars(select(ReviewerQueue.queue).where(ReviewerQueue.reviewer == reviewer))).all()
-    return frozenset(queues) if queues else None
-
-
 async def set_covered_queues(sessionmaker: async_sessionmaker[AsyncSession], reviewer: str,
                              queues: Iterable[str]) -> None:
     async with sessionmaker() as session, session.begin():
@@ -303,26 +298,6 @@ async def score(sessionmaker: async_sessionmaker[AsyncSession], cards: Scorecard
 # --- search -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Scope:
-    """The calls a user may see. Agents: their own. QA covering some queues: calls of those
-    queues and calls assigned to them. Everyone else allowed to search: every call."""
-
-    agent_id: str | None = None
-    queues: frozenset[str] | None = None
-    reviewer: str | None = None
-
-
-def _in_scope(scope: Scope) -> list[ColumnElement[bool]]:
-    clauses: list[ColumnElement[bool]] = []
-    if scope.agent_id is not None:
-        clauses.append(Call.agent_id == scope.agent_id)
-    if scope.queues is not None:
-        mine = select(Assignment.call_id).where(Assignment.reviewer == (scope.reviewer or ""))
-        clauses.append(or_(Call.queue.in_(sorted(scope.queues)), Call.id.in_(mine)))
-    return clauses
-
-
-@dataclass(frozen=True)
 class Search:
     words: tuple[str, ...] = ()       # any of these words was said
     channel: str | None = None        # ... by the caller or the agent
@@ -344,13 +319,17 @@ def failed_checks(checks: list[dict] | None) -> list[str]:
 
 async def search(sessionmaker: async_sessionmaker[AsyncSession], q: Search) -> dict[str, Any]:
     """{"count": all matches, "results": this page}, newest call first. The JSON of the checks is
-    filtered here, after the SQL has narrowed the calls to flagged ones (same on every database)."""
+    filtered here, after the SQL has narrowed the calls to flagged ones (same on every database).
+    A scope that may not read words gets calls only: searching by words said is refused (which
+    calls contain a word is itself what was said), and no hits or evidence text come back."""
+    if q.words and not q.scope.words:
+        raise ReviewError("words: searching by words said needs the right to read transcripts")
     scores = (select(Review.call_id, func.avg(Review.total).label("score"), func.count().label("reviews"))
               .group_by(Review.call_id).subquery())
     stmt = (select(Call.id, Call.agent_id, Call.category, Call.queue, Call.arrived_at, scores.c.score,
                    scores.c.reviews, Transcript.checks)
             .outerjoin(scores, scores.c.call_id == Call.id).outerjoin(Transcript, Transcript.call_id == Call.id)
-            .where(*_in_scope(q.scope)))
+            .where(*in_scope(q.scope)))
     said = select(TranscriptWord.call_id, TranscriptWord.word, TranscriptWord.channel, TranscriptWord.start_s,
                   TranscriptWord.end_s).where(TranscriptWord.word.in_(q.words))
     if q.channel is not None:
@@ -389,30 +368,31 @@ async def search(sessionmaker: async_sessionmaker[AsyncSession], q: Search) -> d
     return {"count": count, "results": [
         {"call_id": r.id, "agent_id": r.agent_id, "category": r.category, "queue": r.queue,
          "arrived_at": r.arrived_at.isoformat(), "score": round(r.score, 2) if r.score is not None else None,
-         "reviews": r.reviews or 0, "failed_checks": failed_checks(r.checks), "hits": hits.get(r.id, [])}
+         "reviews": r.reviews or 0, "failed_checks": failed_checks(r.checks),
+         "hits": hits.get(r.id, []) if q.scope.words else None}
         for r in rows]}
 
 
-async def call_detail(sessionmaker: async_sessionmaker[AsyncSession], call_id: str, scope: Scope, *,
-                      with_words: bool) -> dict[str, Any] | None:
-    """A call's checks, reviews and assignment (and its words when asked), or None when the call
-    is not there or not in the scope."""
+async def call_detail(sessionmaker: async_sessionmaker[AsyncSession], call_id: str,
+                      scope: Scope) -> dict[str, Any] | None:
+    """A call's checks, reviews and assignment (and its words when the scope may read them), or
+    None when the call is not there or not in the scope."""
     async with sessionmaker() as session:
-        call = (await session.scalars(select(Call).where(Call.id == call_id, *_in_scope(scope)))).one_or_none()
+        call = (await session.scalars(select(Call).where(Call.id == call_id, *in_scope(scope)))).one_or_none()
         if call is None:
             return None
         transcript = await session.get(Transcript, call_id)
         assignment = (await session.scalars(select(Assignment).where(Assignment.call_id == call_id))).one_or_none()
         reviews = (await session.scalars(select(Review).where(Review.call_id == call_id).order_by(Review.id))).all()
         words = None
-        if with_words:
+        if scope.words:
             words = [{"channel": w.channel, "word": w.word, "start_s": w.start_s, "end_s": w.end_s}
                      for w in (await session.scalars(select(TranscriptWord).where(TranscriptWord.call_id == call_id)
                                                      .order_by(TranscriptWord.start_s, TranscriptWord.id))).all()]
     return {
         "call_id": call.id, "agent_id": call.agent_id, "category": call.category, "queue": call.queue,
         "arrived_at": call.arrived_at.isoformat(), "transcribed": transcript is not None,
-        "flagged": bool(transcript and transcript.flagged), "checks": transcript.checks if transcript else [],
+        "flagged": bool(transcript and transcript.flagged), "checks": checks_for(scope, transcript.checks if transcript else []),
         "words": words,
         "assignment": assignment_json(assignment) if assignment else None,
         "reviews": [review_json(r) for r in reviews],

@@ -1,24 +1,31 @@
 """Recordings over HTTP: a signed link to hear a call, the audio itself, the transcript, erasure.
 
-Who may hear what: an agent their own calls, QA and admin any call; supervisors and operations
-hear no audio and read no transcript (the allow-list refuses them). A call an agent may not hear
-is "not found" to them, exactly like a call that does not exist.
+Who may hear what is the one rule of callcenter/calls/visibility.py, the same as for QA calls:
+an agent their own calls, QA the queues they cover and the calls assigned to them, admin every
+call; supervisors and operations hear no audio and read no transcript (the allow-list refuses
+them). A call a user may not hear is "not found" to them, exactly like a call that does not exist.
 
     POST /api/recordings/{call_id}/link        {url, expires_at}: a signed link to the audio
     GET  /api/recordings/{call_id}/audio?exp=&sig=   the OGG (else the WAV); Range requests work
+         (RFC 9110: one byte range is served 206; an unsatisfiable one, such as bytes=-0 or a start
+         past the end, and an invalid one, such as bytes=5-2, are 416 with Content-Range bytes */size;
+         another unit or several ranges are ignored: the whole file, 200)
     GET  /api/recordings/{call_id}/transcript  words and checks
     POST /api/recordings/erase                 {number, reason}: a caller's erasure request (admin)
 """
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
+from callcenter.calls import visibility
 from callcenter.calls.models import Call
 from callcenter.recording.playback import CONTENT_TYPES, playback_path
 from callcenter.recording.retention import erase_caller
@@ -30,7 +37,7 @@ from callcenter.web.keys import SESSIONMAKER, SETTINGS
 
 log = logging.getLogger(__name__)
 
-LISTENERS = (access.AGENT, access.QA, access.ADMIN)
+LISTENERS = visibility.LISTENERS
 
 
 def _not_found(what: str = "no such recording") -> web.HTTPNotFound:
@@ -48,12 +55,12 @@ def _call_id(request: web.Request) -> str:
     raise _not_found()
 
 
-async def _call_heard_by(request: web.Request, user: access.User) -> Call:
-    """The call, if this user may hear it: agents their own calls only."""
-    call_id = _call_id(request)
-    async with request.app[SESSIONMAKER]() as session:
-        call = await session.get(Call, call_id)
-    if call is None or (user.role == access.AGENT and (not user.agent_id or call.agent_id != user.agent_id)):
+async def _call_heard_by(request: web.Request, user: access.User, *, needs: str) -> Call:
+    """The call, if this user may see it and `needs` ("audio" or "words") of it."""
+    call_id, sessionmaker = _call_id(request), request.app[SESSIONMAKER]
+    scope = await visibility.scope_for(sessionmaker, user)
+    call = await visibility.visible_call(sessionmaker, call_id, scope) if getattr(scope, needs) else None
+    if call is None:
         raise _not_found()
     return call
 
@@ -77,10 +84,37 @@ def _playable(recording_path: str | None, recordings_dir: Path) -> Path | None:
     return None
 
 
+WHOLE, PART, REFUSE = "whole", "part", "refuse"
+_BYTE_RANGE = re.compile(r"([0-9]*)-([0-9]*)", re.ASCII)
+
+
+def range_answer(header: str | None, size: int) -> str:
+    """How to answer a Range header on a file of `size` bytes (RFC 9110 section 14): WHOLE (200,
+    no header, another unit, or several ranges, which we do not serve as multipart), PART (206,
+    one satisfiable range) or REFUSE (416: unsatisfiable, or an invalid bytes range)."""
+    if header is None:
+        return WHOLE
+    unit, equals, ranges = header.partition("=")
+    if not equals or unit.strip().lower() != "bytes":
+        return WHOLE                      # a range unit we do not know is ignored (14.2)
+    specs = [spec.strip() for spec in ranges.split(",")]
+    if len(specs) != 1:
+        return WHOLE                      # a server may ignore Range (14.2): no multipart answers
+    found = _BYTE_RANGE.fullmatch(specs[0])
+    if found is None or found.groups() == ("", ""):
+        return REFUSE
+    first, last = (min(int(d[:20]), 10**19) if d else None for d in found.groups())   # no 5000-digit ints
+    if first is None:                     # a suffix: the last N bytes; N = 0 asks for nothing
+        return PART if last and size > 0 else REFUSE
+    if last is not None and last < first:
+        return REFUSE                     # invalid (14.1.1): rejected, as 14.2 allows
+    return PART if first < size else REFUSE
+
+
 @access.allow(*LISTENERS)
 async def audio_link(request: web.Request) -> web.Response:
     user = access.current_user(request)
-    call = await _call_heard_by(request, user)
+    call = await _call_heard_by(request, user, needs="audio")
     if _playable(call.recording_path, request.app[SETTINGS].paths.recordings_dir) is None:
         raise _not_found("this call has no recording")
     exp = int(time.time()) + request.app[SETTINGS].recording.link_ttl_s
@@ -103,13 +137,28 @@ async def audio(request: web.Request) -> web.StreamResponse:
     path = _playable(call.recording_path if call else None, request.app[SETTINGS].paths.recordings_dir)
     if path is None:
         raise _not_found()
-    return web.FileResponse(path, headers={"Content-Type": CONTENT_TYPES[path.suffix],
-                                           "Cache-Control": "private, no-store"})
+    headers = {"Content-Type": CONTENT_TYPES[path.suffix], "Cache-Control": "private, no-store"}
+    size = path.stat().st_size
+    answer = range_answer(request.headers.get("Range"), size)
+    if answer == REFUSE:
+        return json_error(416, f"Range: not satisfiable for {size} bytes", **{"Content-Range": f"bytes */{size}",
+                                                                              "Accept-Ranges": "bytes"})
+    return (_WholeFile if answer == WHOLE else web.FileResponse)(path, headers=headers)
+
+
+class _WholeFile(web.FileResponse):
+    """The whole file, 200, whatever Range the request carries (a unit we do not know, or several
+    ranges): aiohttp's own range handling would answer those 416."""
+
+    async def prepare(self, request: web.BaseRequest) -> Any:
+        headers = request.headers.copy()
+        headers.popall("Range", None)
+        return await super().prepare(request.clone(headers=headers))
 
 
 @access.allow(*LISTENERS)
 async def transcript(request: web.Request) -> web.Response:
-    call = await _call_heard_by(request, access.current_user(request))
+    call = await _call_heard_by(request, access.current_user(request), needs="words")
     store = TranscriptStore(request.app[SESSIONMAKER])
     found = await store.transcript(call.id)
     if found is None:
@@ -129,9 +178,9 @@ async def erase(request: web.Request) -> web.Response:
     user = access.current_user(request)
     body = await json_body(request)
     number, reason = str(body.get("number", "")).strip(), str(body.get("reason", "")).strip()
-    if not number or len(number) > 32:
+    if not number or len(number) > 32 or "\x00" in number:
         return json_error(400, "number: the caller's number, as the call records have it")
-    if not reason or len(reason) > 500:
+    if not reason or len(reason) > 500 or "\x00" in reason:
         return json_error(400, "reason: why the recordings are erased (kept in the audit trail)")
     settings = request.app[SETTINGS]
     erased = await erase_caller(request.app[SESSIONMAKER], settings.paths.recordings_dir, number, user.username,

@@ -27,6 +27,8 @@ class Category(BaseModel):
     dispatch_min: int = Field(default=3, gt=0)
     result: Literal["same_day", "none"] = "same_day"
     unit_reply_working_days: int = Field(default=3, gt=0)
+    # How far past the running deadline an agent or the unit may extend it; longer needs a supervisor.
+    max_extension_hours: int = Field(default=72, gt=0, le=24 * 366)
 
 
 class Categories(BaseModel):

@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 SATISFIED, UNSATISFIED = "1", "2"
 
 
+class AutomatedFollowUp(Exception):
+    """A follow-up that is the automated call's: its answer comes from the dialer, not a person."""
+
+
 class FollowUpDialer(Protocol):
     async def place_followup_call(self, followup_id: str, number: str) -> None: ...
 
@@ -106,13 +110,20 @@ class FollowUpService:
             await dialer.place_followup_call(follow_up.id, follow_up.number)
         return len(due)
 
-    async def record_answer(self, followup_id: str, digit: str | None, now: datetime | None = None) -> FollowUp:
-        """What the citizen pressed: 1 satisfied, 2 not; None: no answer."""
+    async def record_answer(self, followup_id: str, digit: str | None, now: datetime | None = None, *,
+                            by_person: bool = False) -> FollowUp:
+        """What the citizen pressed: 1 satisfied, 2 not; None: no answer. `by_person`: an agent
+        reports a call they made, which is only for follow-ups on the agents' list (the
+        automated call was unhappy or not answered); an automated follow-up's answer comes only
+        from the dialer (AutomatedFollowUp)."""
         now = now or datetime.now(UTC)
         async with self.sessionmaker() as session, session.begin():
-            follow_up = await session.get(FollowUp, followup_id)
+            follow_up = await session.get(FollowUp, followup_id, with_for_update=True)
             if follow_up is None:
                 raise LookupError(f"no follow-up {followup_id!r}")
+            if by_person and not follow_up.needs_agent:
+                raise AutomatedFollowUp(f"follow-up {followup_id} is the automated call's ({follow_up.state}): "
+                                        "its answer comes from the dialer, not over HTTP")
             follow_up.digit, follow_up.answered_at = digit, now
             follow_up.state = {SATISFIED: "satisfied", UNSATISFIED: "unsatisfied"}.get(digit or "", "no_answer")
             follow_up.needs_agent = follow_up.state != "satisfied"

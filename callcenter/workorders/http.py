@@ -1,12 +1,26 @@
 """Work orders over HTTP: agents complete and move orders, field units see and report on their
 own orders only (per-unit tokens), supervisors adjudicate, read reports and run the handover.
 
+Who may act on an order (首问负责制, the agent who took the call owns the case):
+- desk routes (correct, dispatch, resolve, escalate, extend): the owning agent
+  (order.agent_id == the user's agent id), supervisors and admins; any other agent gets 403;
+- a field order the unit has acknowledged (acknowledged, on_site) is resolved by the unit on its
+  own route, or by a supervisor or admin, not by an agent;
+- unit routes: the order's own unit only;
+- extensions: an agent or the unit at most the category's `max_extension_hours` past the running
+  deadline (categories.yaml); longer needs a supervisor or admin (403 naming new_deadline);
+- follow-up answers: over HTTP only for follow-ups on the agents' list (the automated call was
+  unhappy or not answered); an automated follow-up's answer comes only from the dialer (409).
+Reading orders stays open to every agent: whoever answers a citizen's call sees that caller's
+orders. The rights are checked on the locked order, in the same transaction as the change.
+
 Errors are JSON {"error": ...}: 400 bad input (unknown category, a deadline in the past),
-403 another unit's order, 404 unknown, 409 an event that does not fit the order's state.
+403 another agent's or unit's order, 404 unknown, 409 an event that does not fit the order's state.
 """
 from __future__ import annotations
 
-import zoneinfo
+import re
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -17,14 +31,15 @@ from sqlalchemy import select
 from callcenter.web import access
 from callcenter.web.auth import json_body, json_error, json_exception
 from callcenter.web.keys import SESSIONMAKER, SETTINGS
+from callcenter.workdays import parse_moment
 from callcenter.workorders import lifecycle
 from callcenter.workorders.categories import CategoryError, load_categories
-from callcenter.workorders.followups import FollowUpService
+from callcenter.workorders.followups import AutomatedFollowUp, FollowUpService
 from callcenter.workorders.handover import HandoverError, HandoverService
 from callcenter.workorders.models import FollowUp, WorkOrder, WorkOrderEvent
 from callcenter.workorders.render import FORMATS, render
-from callcenter.workorders.reports import ReportError, build_for, default_when
-from callcenter.workorders.service import WorkOrderService
+from callcenter.workorders.reports import KINDS, ReportError, build_for, default_when
+from callcenter.workorders.service import Rights, WorkOrderService
 
 ORDERS = web.AppKey("workorders", WorkOrderService)
 FOLLOWUPS = web.AppKey("followups", FollowUpService)
@@ -36,6 +51,11 @@ DESK_EVENTS = {"dispatch", "resolve", "escalate"}
 SUPERVISOR_EVENTS = {"adjudicate", "archive"}
 UNIT_ACTIONS = {"acknowledge": lifecycle.Event.ACKNOWLEDGE, "arrive": lifecycle.Event.ARRIVE,
                 "resolve": lifecycle.Event.RESOLVE}
+# A field order the unit has taken on: the unit resolves it (or a supervisor), not an agent.
+WITH_THE_UNIT = frozenset({lifecycle.State.ACKNOWLEDGED.value, lifecycle.State.ON_SITE.value})
+MAX_ID = 2**31 - 1          # ids are database integers
+MAX_LIMIT = 500
+MAX_TEXT = 4000
 
 
 def order_json(order: WorkOrder) -> dict[str, Any]:
@@ -56,27 +76,43 @@ def event_json(event: WorkOrderEvent) -> dict[str, Any]:
             "to": event.to_state, "reason": event.reason}
 
 
+def _id(request: web.Request, key: str, what: str) -> int:
+    """A path id: a whole number the database can hold, else 404 (like an id that does not exist)."""
+    raw = request.match_info[key]
+    if re.fullmatch(r"[0-9]{1,10}", raw) and 1 <= int(raw) <= MAX_ID:
+        return int(raw)
+    raise json_exception(web.HTTPNotFound, f"no such {what}")
+
+
 def _order_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["order_id"])
-    except ValueError:
-        raise json_exception(web.HTTPNotFound, "no such order") from None
+    return _id(request, "order_id", "order")
+
+
+def _text(value: Any, key: str, max_len: int = MAX_TEXT) -> str:
+    if not isinstance(value, str):
+        raise json_exception(web.HTTPBadRequest, f"{key}: must be text")
+    if len(value) > max_len or "\x00" in value:
+        raise json_exception(web.HTTPBadRequest, f"{key}: text of up to {max_len} characters, without NUL")
+    return value
 
 
 def _str(body: dict[str, Any], key: str) -> str | None:
     value = body.get(key)
-    if value is not None and not isinstance(value, str):
-        raise json_exception(web.HTTPBadRequest, f"{key}: must be text")
-    return value
+    return None if value is None else _text(value, key)
 
 
 def _deadline(body: dict[str, Any]) -> datetime:
-    raw = _str(body, "new_deadline")
     try:
-        return datetime.fromisoformat(raw or "")
-    except ValueError:
-        raise json_exception(web.HTTPBadRequest,
-                             "new_deadline: an ISO time such as 2026-11-23T18:00:00+08:00") from None
+        return parse_moment(body.get("new_deadline"), "new_deadline")
+    except ValueError as exc:
+        raise json_exception(web.HTTPBadRequest, str(exc)) from None
+
+
+def _limit(query: Any) -> int:
+    raw = query.get("limit", "100")
+    if re.fullmatch(r"[0-9]{1,4}", raw) and 1 <= int(raw) <= MAX_LIMIT:
+        return int(raw)
+    raise json_exception(web.HTTPBadRequest, f"limit: a whole number from 1 to {MAX_LIMIT}")
 
 
 async def _guard(action: Callable[[], Awaitable[Any]]) -> Any:
@@ -85,7 +121,9 @@ async def _guard(action: Callable[[], Awaitable[Any]]) -> Any:
         return await action()
     except LookupError as exc:
         raise json_exception(web.HTTPNotFound, str(exc)) from None
-    except lifecycle.IllegalTransition as exc:
+    except PermissionError as exc:
+        raise json_exception(web.HTTPForbidden, str(exc)) from None
+    except (lifecycle.IllegalTransition, AutomatedFollowUp) as exc:
         raise json_exception(web.HTTPConflict, str(exc)) from None
     except (CategoryError, ValueError) as exc:
         raise json_exception(web.HTTPBadRequest, str(exc)) from None
@@ -101,12 +139,36 @@ async def _order(request: web.Request, order_id: int) -> WorkOrder:
 
 # ------------------------------------------------------------------ desk: agents and supervisors
 
+def desk_refusal(user: access.User, order: WorkOrder, action: str) -> str | None:
+    """Why this desk user may not `action` ("correct", "extend" or a lifecycle event) the order;
+    None when they may."""
+    if user.role in (SUP, ADMIN):
+        return None
+    if user.role != AGENT or not user.agent_id or order.agent_id != user.agent_id:
+        return (f"order {order.id} is the case of agent {order.agent_id or '(none)'} (首问负责制): only that "
+                "agent, a supervisor or an admin may change it")
+    if action == lifecycle.Event.RESOLVE.value and order.state in WITH_THE_UNIT:
+        return (f"order {order.id} is {order.state} with the unit {order.unit}: the unit resolves it, "
+                "or a supervisor")
+    return None
+
+
+def _desk_rights(user: access.User, action: str) -> Rights:
+    def check(order: WorkOrder) -> None:
+        if (why := desk_refusal(user, order, action)) is not None:
+            raise PermissionError(why)
+    return check
+
+
 @access.allow(AGENT, SUP, ADMIN)
 async def list_orders(request: web.Request) -> web.Response:
-    query = select(WorkOrder).order_by(WorkOrder.id.desc()).limit(min(int(request.query.get("limit", 100)), 500))
+    query = select(WorkOrder).order_by(WorkOrder.id.desc()).limit(_limit(request.query))
+    states = [s.value for s in lifecycle.State]
+    if "state" in request.query and request.query["state"] not in states:
+        raise json_exception(web.HTTPBadRequest, f"state: one of {', '.join(states)}")
     for key in ("state", "unit", "category", "caller_number"):
         if key in request.query:
-            query = query.where(getattr(WorkOrder, key) == request.query[key])
+            query = query.where(getattr(WorkOrder, key) == _text(request.query[key], key, 64))
     if request.query.get("needs_review") == "true":
         query = query.where(WorkOrder.needs_review.is_(True))
     async with request.app[SESSIONMAKER]() as session:
@@ -127,7 +189,8 @@ async def correct_order(request: web.Request) -> web.Response:
     body, user = await json_body(request), access.current_user(request)
     order = await _guard(lambda: request.app[ORDERS].correct(
         _order_id(request), user.agent_id or user.username, category=_str(body, "category"),
-        subcategory=_str(body, "subcategory"), description=_str(body, "description"), address=_str(body, "address")))
+        subcategory=_str(body, "subcategory"), description=_str(body, "description"), address=_str(body, "address"),
+        rights=_desk_rights(user, "correct")))
     return web.json_response({"order": order_json(order)})
 
 
@@ -139,11 +202,12 @@ async def order_event(request: web.Request) -> web.Response:
     if name not in allowed:
         return json_error(400, f"event {name!r}: you may use {', '.join(sorted(allowed))}")
     actor, reason, order_id = user.agent_id or user.username, _str(body, "reason") or "", _order_id(request)
-    service = request.app[ORDERS]
+    service, rights = request.app[ORDERS], _desk_rights(user, name)
     if name == "extend":
-        order = await _guard(lambda: service.extend(order_id, actor, reason, _deadline(body)))
+        order = await _guard(lambda: service.extend(order_id, actor, reason, _deadline(body), rights=rights,
+                                                    bounded=user.role not in (SUP, ADMIN)))
     else:
-        order = await _guard(lambda: service.apply(order_id, lifecycle.Event(name), actor, reason))
+        order = await _guard(lambda: service.apply(order_id, lifecycle.Event(name), actor, reason, rights=rights))
     return web.json_response({"order": order_json(order)})
 
 
@@ -153,6 +217,13 @@ def _same_unit(request: web.Request, order: WorkOrder) -> None:
     user = access.current_user(request)
     if user.role == UNIT and order.unit != user.unit:
         raise json_exception(web.HTTPForbidden, f"order {order.id} belongs to another unit")
+
+
+def _unit_rights(user: access.User) -> Rights:
+    def check(order: WorkOrder) -> None:
+        if order.unit != user.unit:
+            raise PermissionError(f"order {order.id} belongs to another unit")
+    return check
 
 
 @access.allow(UNIT)
@@ -173,10 +244,11 @@ async def unit_action(request: web.Request) -> web.Response:
     _same_unit(request, order)
     body = await json_body(request)
     actor, reason, service = f"unit:{user.unit}", _str(body, "reason") or _str(body, "result") or "", request.app[ORDERS]
+    rights = _unit_rights(user)
     if action == "extend":
-        order = await _guard(lambda: service.extend(order.id, actor, reason, _deadline(body)))
+        order = await _guard(lambda: service.extend(order.id, actor, reason, _deadline(body), rights=rights))
     elif action in UNIT_ACTIONS:
-        order = await _guard(lambda: service.apply(order.id, UNIT_ACTIONS[action], actor, reason))
+        order = await _guard(lambda: service.apply(order.id, UNIT_ACTIONS[action], actor, reason, rights=rights))
     else:
         return json_error(404, f"no unit action {action!r} (actions: acknowledge, arrive, resolve, extend)")
     return web.json_response({"order": order_json(order)})
@@ -196,12 +268,18 @@ async def followup_list(request: web.Request) -> web.Response:
 
 @access.allow(AGENT, SUP, ADMIN)
 async def followup_answer(request: web.Request) -> web.Response:
-    """An agent's own follow-up call: what the citizen said (1 satisfied, 2 not, none: unreachable)."""
+    """An agent's follow-up call: what the citizen said (1 satisfied, 2 not, none: unreachable).
+    Only for follow-ups on the agents' list; an automated one is answered by the dialer (409)."""
+    raw_id = request.match_info["followup_id"]
+    try:
+        followup_id = str(uuid.UUID(raw_id))
+    except ValueError:
+        raise json_exception(web.HTTPNotFound, "no such follow-up") from None
     body = await json_body(request)
-    digit = _str(body, "digit")
+    digit = body.get("digit")
     if digit not in ("1", "2", None):
         return json_error(400, "digit: 1 (satisfied), 2 (not satisfied) or null (not reached)")
-    followup = await _guard(lambda: request.app[FOLLOWUPS].record_answer(request.match_info["followup_id"], digit))
+    followup = await _guard(lambda: request.app[FOLLOWUPS].record_answer(followup_id, digit, by_person=True))
     return web.json_response({"follow_up": followup_json(followup)})
 
 
@@ -213,12 +291,12 @@ async def report(request: web.Request) -> web.Response:
     fmt = request.query.get("format", "html")
     if fmt not in FORMATS:
         return json_error(400, f"format {fmt!r}: one of {', '.join(FORMATS)}")
-    when = (request.query.get("date") or request.query.get("week") or request.query.get("month")
-            or default_when(kind, settings.hotline.timezone))
+    given = [key for key in ("date", "week", "month") if request.query.get(key)]
+    when = request.query[given[0]] if given else default_when(kind, settings.hotline.timezone)
     try:
         built = await build_for(settings, request.app[SESSIONMAKER], request.app[ORDERS].categories, kind, when)
     except ReportError as exc:
-        return json_error(400, str(exc))
+        return json_error(400, f"{given[0]}: {exc}" if given and kind in KINDS else str(exc))
     headers = {} if fmt == "html" else {"Content-Disposition": f'attachment; filename="{kind}-{when}.{fmt}"'}
     return web.Response(body=render(built, fmt), headers={"Content-Type": FORMATS[fmt], **headers})
 
@@ -233,6 +311,10 @@ def handover_json(h: Any) -> dict[str, Any]:
             "closed_at": h.closed_at.isoformat() if h.closed_at else None}
 
 
+def _handover_id(request: web.Request) -> int:
+    return _id(request, "handover_id", "handover")
+
+
 async def _handover_step(action: Callable[[], Awaitable[Any]]) -> web.Response:
     try:
         return web.json_response({"handover": handover_json(await action())})
@@ -245,39 +327,36 @@ async def _handover_step(action: Callable[[], Awaitable[Any]]) -> web.Response:
 @access.allow(SUP, ADMIN)
 async def handover_draft(request: web.Request) -> web.Response:
     body, user = await json_body(request), access.current_user(request)
-    zone = zoneinfo.ZoneInfo(request.app[SETTINGS].hotline.timezone)
-    try:
-        start, end = (datetime.fromisoformat(_str(body, k) or "") for k in ("shift_start", "shift_end"))
-    except ValueError:
-        return json_error(400, "shift_start, shift_end: ISO times such as 2026-11-23T08:00:00+08:00")
-    start, end = (t if t.tzinfo else t.replace(tzinfo=zone) for t in (start, end))
+    zone = request.app[SETTINGS].hotline.timezone
+    try:   # a time without an offset is the hotline's local time
+        start, end = (parse_moment(body.get(k), k, zone=zone) for k in ("shift_start", "shift_end"))
+    except ValueError as exc:
+        return json_error(400, str(exc))
     return await _handover_step(lambda: request.app[HANDOVERS].draft(start, end, user.username))
 
 
 @access.allow(SUP, ADMIN)
 async def handover_get(request: web.Request) -> web.Response:
-    return await _handover_step(lambda: request.app[HANDOVERS].get(int(request.match_info["handover_id"])))
+    return await _handover_step(lambda: request.app[HANDOVERS].get(_handover_id(request)))
 
 
 @access.allow(SUP, ADMIN)
 async def handover_notes(request: web.Request) -> web.Response:
     body, user = await json_body(request), access.current_user(request)
     return await _handover_step(lambda: request.app[HANDOVERS].add_notes(
-        int(request.match_info["handover_id"]), user.username, _str(body, "notes"), _str(body, "flood_notes")))
+        _handover_id(request), user.username, _str(body, "notes"), _str(body, "flood_notes")))
 
 
 @access.allow(SUP, ADMIN)
 async def handover_accept(request: web.Request) -> web.Response:
     user = access.current_user(request)
-    return await _handover_step(lambda: request.app[HANDOVERS].accept(int(request.match_info["handover_id"]),
-                                                                      user.username))
+    return await _handover_step(lambda: request.app[HANDOVERS].accept(_handover_id(request), user.username))
 
 
 @access.allow(SUP, ADMIN)
 async def handover_close(request: web.Request) -> web.Response:
     user = access.current_user(request)
-    return await _handover_step(lambda: request.app[HANDOVERS].close(int(request.match_info["handover_id"]),
-                                                                     user.username))
+    return await _handover_step(lambda: request.app[HANDOVERS].close(_handover_id(request), user.username))
 
 
 async def _services(app: web.Application) -> None:

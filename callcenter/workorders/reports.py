@@ -36,7 +36,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from callcenter.calls.models import ABANDONED_IN_QUEUE, ANSWERED, Call
 from callcenter.config import Settings
 from callcenter.db.base import seconds_between
-from callcenter.workdays import iso_week
+from callcenter.workdays import check_day, iso_week
 from callcenter.workorders.categories import Categories
 from callcenter.workorders.models import FollowUp, WorkOrder, WorkOrderEvent
 from callcenter.workorders.service import COMPLAINT
@@ -69,15 +69,15 @@ def _local_midnight(day: date, tz: str) -> datetime:
 
 def period(kind: str, when: str, tz: str) -> Period:
     """The period a report covers. `when`: daily 2026-11-23, weekly 2026-W47, cycle and
-    monthly 2026-11 (the cycle of November is 26 Oct – 25 Nov)."""
+    monthly 2026-11 (the cycle of November is 26 Oct – 25 Nov), in the years 2000–2099."""
     try:
         if kind == "daily":
-            day = date.fromisoformat(when)
+            day = check_day(date.fromisoformat(when), "date")
             return Period(kind, day.isoformat(), _local_midnight(day, tz), _local_midnight(day + timedelta(days=1), tz))
         if kind == "weekly":
             return Period(kind, when, *iso_week(when, tz))
         year, month = (int(part) for part in when.split("-"))
-        first = date(year, month, 1)
+        first = check_day(date(year, month, 1), "month")
         if kind == "monthly":
             after = date(year + month // 12, month % 12 + 1, 1)
             return Period(kind, when, _local_midnight(first, tz), _local_midnight(after, tz))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -21,6 +21,20 @@ log = logging.getLogger(__name__)
 DRAFT_FALLBACK_CATEGORY = "other"
 COMPLAINT = "complaint"
 OPEN_STATES = tuple(s.value for s in lifecycle.OPEN)
+MAX_EXTENSION_HOURS = 72   # a category the file no longer has: the file's default
+
+
+class ExtensionTooLong(PermissionError):
+    """An agent's or a unit's extension past the category's bound (a supervisor may grant it)."""
+
+
+# Checks who may act on an order; called with the order locked, raises PermissionError to refuse.
+Rights = Callable[[WorkOrder], None]
+
+
+def _permit(rights: Rights | None, order: WorkOrder) -> None:
+    if rights is not None:
+        rights(order)
 
 
 class WorkOrderService:
@@ -94,13 +108,15 @@ class WorkOrderService:
         return order
 
     async def apply(self, order_id: int, event: lifecycle.Event, actor: str, reason: str = "",
-                    now: datetime | None = None) -> WorkOrder:
-        """Move an order by one event, audited; an illegal event changes nothing."""
+                    now: datetime | None = None, *, rights: Rights | None = None) -> WorkOrder:
+        """Move an order by one event, audited; an illegal event changes nothing. `rights`, when
+        given, decides on the locked order whether the actor may (so no state slips in between)."""
         now = now or datetime.now(UTC)
         async with self.sessionmaker() as session, session.begin():
             order = await session.get(WorkOrder, order_id, with_for_update=True)
             if order is None:
                 raise LookupError(f"no work order {order_id}")
+            _permit(rights, order)
             before = lifecycle.Order(lifecycle.State(order.state), order.returns, order.escalation_level)
             after = lifecycle.apply(before, event)
             order.state, order.returns, order.escalation_level = after.state.value, after.returns, after.escalation_level
@@ -116,7 +132,8 @@ class WorkOrderService:
 
     async def correct(self, order_id: int, actor: str, *, category: str | None = None,
                       subcategory: str | None = None, description: str | None = None,
-                      address: str | None = None, now: datetime | None = None) -> WorkOrder:
+                      address: str | None = None, now: datetime | None = None,
+                      rights: Rights | None = None) -> WorkOrder:
         """The agent completes or corrects the draft. A new category brings its unit, urgency and
         deadlines (counted from when the call was taken); an unknown one is refused."""
         now = now or datetime.now(UTC)
@@ -124,6 +141,7 @@ class WorkOrderService:
             order = await session.get(WorkOrder, order_id, with_for_update=True)
             if order is None:
                 raise LookupError(f"no work order {order_id}")
+            _permit(rights, order)
             changed = []
             if category is not None or subcategory is not None:
                 new_category = category or order.category
@@ -151,8 +169,12 @@ class WorkOrderService:
         return order
 
     async def extend(self, order_id: int, actor: str, reason: str, new_deadline: datetime,
-                     now: datetime | None = None) -> WorkOrder:
-        """More time, with a stated reason: the running deadline moves (never into the past)."""
+                     now: datetime | None = None, *, rights: Rights | None = None,
+                     bounded: bool = True) -> WorkOrder:
+        """More time, with a stated reason: the running deadline moves later (never into the past,
+        never before itself). `bounded` (an agent or the unit): at most the category's
+        `max_extension_hours` past the running deadline; longer needs a supervisor
+        (ExtensionTooLong)."""
         from callcenter.workorders.watcher import RUNNING
 
         now = now or datetime.now(UTC)
@@ -166,10 +188,20 @@ class WorkOrderService:
             order = await session.get(WorkOrder, order_id, with_for_update=True)
             if order is None:
                 raise LookupError(f"no work order {order_id}")
+            _permit(rights, order)
             lifecycle.apply(lifecycle.Order(lifecycle.State(order.state)), lifecycle.Event.EXTEND)
             running = [n for n in RUNNING.get(order.state, ()) if getattr(order, n) is not None]
             name = min(running, key=lambda n: getattr(order, n)) if running else "reply_by"
             old = getattr(order, name)
+            if old is not None and new_deadline <= old:
+                raise ValueError(f"new_deadline: {new_deadline.isoformat()} is not after the current {name} "
+                                 f"{old.isoformat()}")
+            category = self.categories.categories.get(order.category)
+            hours = category.max_extension_hours if category else MAX_EXTENSION_HOURS
+            if bounded and new_deadline - (old or now) > timedelta(hours=hours):
+                raise ExtensionTooLong(f"new_deadline: at most {hours} h past the current {name} "
+                                       f"({(old or now).isoformat()}) for {order.category}; "
+                                       "a longer extension needs a supervisor")
             setattr(order, name, new_deadline)
             order.warned = None
             session.add(WorkOrderEvent(order_id=order.id, at=now, actor=actor, event="extend", from_state=order.state,

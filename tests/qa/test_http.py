@@ -169,3 +169,51 @@ async def test_who_reads_a_call(aiohttp_client, app, sessionmaker, calls) -> Non
                                assigned_at=NOW))
     detail = await (await client.get(leak)).json()
     assert detail["assignment"]["reviewer"] == "qa1" and detail["words"] is not None
+
+
+async def test_supervisors_get_calls_not_words(aiohttp_client, app, sessionmaker) -> None:
+    """No search by words (403 naming the field), no hits, no word in a check's evidence."""
+    forbidden = [{"check": "forbidden_phrases", "passed": False,
+                  "evidence": [{"start_s": 2.0, "end_s": 2.4, "channel": "agent", "text": "滚"}]}]
+    call_id = await add_call(sessionmaker, "1001", category="leak", queue="leak")
+    await add_transcript(sessionmaker, call_id, [Word("agent", "滚", 2.0, 2.4, 0.9)], checks=forbidden)
+    client = await aiohttp_client(app)
+    await sign_in(client, "sup")
+    for params in ({"words": "滚"}, {"words": "滚", "agent_id": "1001"}, {"channel": "agent"}):
+        response = await client.get("/api/qa/search", params=params)
+        assert response.status == 403, params
+        assert (await response.json())["error"].startswith(next(iter(params))), params
+    found = await (await client.get("/api/qa/search", params={"check": "forbidden_phrases"})).json()
+    assert [(r["call_id"], r["failed_checks"], r["hits"]) for r in found["results"]] == [
+        (call_id, ["forbidden_phrases"], None)]
+    detail = await (await client.get(f"/api/qa/calls/{call_id}")).json()
+    assert detail["words"] is None and detail["audio_link"] is None
+    assert detail["checks"] == [{"check": "forbidden_phrases", "passed": False,
+                                 "evidence": [{"start_s": 2.0, "end_s": 2.4, "channel": "agent"}]}]
+    await sign_in(client, "qa1")   # a reviewer reads the evidence and searches by words
+    detail = await (await client.get(f"/api/qa/calls/{call_id}")).json()
+    assert detail["checks"] == forbidden
+    hits = await (await client.get("/api/qa/search", params={"words": "滚"})).json()
+    assert hits["results"][0]["hits"] == [{"word": "滚", "channel": "agent", "start_s": 2.0, "end_s": 2.4}]
+
+
+async def test_bad_dates_weeks_and_ids_are_refused_naming_the_field(aiohttp_client, app, calls) -> None:
+    client = await aiohttp_client(app)
+    csrf = await sign_in(client, "sup")
+    for params, field in (({"to": "9999-12-31"}, "to"), ({"from": "0001-01-01"}, "from"),
+                          ({"to": "0001-01-01"}, "to"), ({"category": "a\x00b"}, "category"),
+                          ({"agent_id": "x" * 65}, "agent_id"), ({"check": "\x00"}, "check")):
+        response = await client.get("/api/qa/search", params=params)
+        assert response.status == 400 and (await response.json())["error"].startswith(field), params
+    ok = await client.get("/api/qa/search", params={"from": "2000-01-01", "to": "2099-12-31"})
+    assert ok.status == 200 and (await ok.json())["count"] == 2
+    for week in ("9999-W52", "0001-W01"):
+        response = await client.post("/api/qa/assignments/run", json={"week": week}, headers=csrf)
+        assert response.status == 400 and (await response.json())["error"].startswith("week"), week
+    response = await client.get("/api/qa/assignments", params={"week": "\x00"})
+    assert response.status == 400 and (await response.json())["error"].startswith("week")
+    for call_id in ("%00", "9" * 40):
+        assert (await client.get(f"/api/qa/calls/{call_id}")).status == 404, call_id
+    csrf = await sign_in(client, "qa1")
+    response = await client.post("/api/qa/reviews", json={"call_id": "\x00", "items": FULL_MARKS}, headers=csrf)
+    assert response.status == 400 and (await response.json())["error"].startswith("call_id")

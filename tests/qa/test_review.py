@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from callcenter.calls import visibility
 from callcenter.calls.models import ABANDONED_IN_QUEUE, ANSWERED, Call
 from callcenter.qa import review
 from callcenter.qa.models import FLAGGED, SAMPLE, Assignment
@@ -232,3 +233,11 @@ async def test_search_by_words_checks_scores_agent_category_and_days(sessionmake
     # A reviewer covering only billing sees billing calls and the calls assigned to them.
     assert await ids(scope=review.Scope(queues=frozenset({"billing"}), reviewer="qa1")) == [bare, bill, leak]
     assert await ids(scope=review.Scope(queues=frozenset({"billing"}), reviewer="qa2")) == [bare, bill]
+    # The one rule (calls/visibility.py): units and agent log-ins without an agent id see no call;
+    # supervisors see every call but may not search by words and get no hits.
+    for user in (access.User("north", access.UNIT, unit="north"), access.User("a", access.AGENT)):
+        assert await ids(scope=visibility.scope_of(user)) == [], user
+    supervisor = visibility.scope_of(access.User("sup", access.SUPERVISOR))
+    assert not supervisor.words and not supervisor.audio and await ids(scope=supervisor) == [bare, bill, leak]
+    with pytest.raises(review.ReviewError, match=r"^words"):
+        await review.search(sessionmaker, review.Search(words=("漏水",), scope=supervisor))

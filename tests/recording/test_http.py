@@ -14,6 +14,8 @@ import pytest
 from aiohttp import web
 
 from callcenter.calls.models import Call
+from callcenter.qa import review
+from callcenter.qa.models import Assignment
 from callcenter.recording import http as recording_http
 from callcenter.recording.finalize import recording_path
 from callcenter.recording.signing import audio_url, link_key, sign
@@ -47,14 +49,14 @@ def write_wav(path: Path, seconds: float = 1.0) -> bytes:
 
 
 async def add_call(sessionmaker, recordings_dir: Path, agent_id: str, number: str = "13800000000",
-                   path: str | None = None) -> tuple[str, bytes]:
+                   path: str | None = None, queue: str = "general") -> tuple[str, bytes]:
     call_id = str(uuid.uuid4())
     now = datetime.now(UTC)
     wav = recording_path(recordings_dir, call_id, now.strftime("%Y-%m-%d"))
     data = write_wav(wav)
     async with sessionmaker() as session, session.begin():
         session.add(Call(id=call_id, uniqueid=call_id, linkedid=call_id, channel="PJSIP/trunk-1",
-                         caller_number=number, arrived_at=now, ended_at=now, agent_id=agent_id,
+                         caller_number=number, arrived_at=now, ended_at=now, agent_id=agent_id, queue=queue,
                          recording_path=path or str(wav), closed=True))
     return call_id, data
 
@@ -108,6 +110,29 @@ async def test_an_agent_hears_their_own_call_with_ranges(aiohttp_client, app, se
     assert part.headers["Content-Range"] == f"bytes 1000-1999/{len(data)}"
     tail = await client.get(body["url"], headers={"Range": "bytes=-100"})
     assert tail.status == 206 and await tail.read() == data[-100:]
+
+
+async def test_ranges_that_cannot_be_served_are_416_and_others_the_whole_file(aiohttp_client, app, sessionmaker,
+                                                                              settings) -> None:
+    """RFC 9110: bytes=-0 asks for nothing (416, not the whole file as 206); a start past the end
+    and an invalid range are 416 with the size; another unit or several ranges: the whole, 200."""
+    call_id, data = await add_call(sessionmaker, settings.paths.recordings_dir, "1001")
+    client = await aiohttp_client(app)
+    url = audio_url(call_id, int(time.time()) + 60, key(settings))
+    for header in ("bytes=-0", f"bytes={len(data)}-", "bytes=999999999-", "bytes=5-2", "bytes=abc", "bytes=-",
+                   "bytes=1-2-3", "bytes=" + "9" * 5000 + "-"):
+        response = await client.get(url, headers={"Range": header})
+        assert response.status == 416, header[:40]
+        assert response.headers["Content-Range"] == f"bytes */{len(data)}", header[:40]
+    for header in ("items=0-10", "bytes=0-1,5-6", "garbage"):
+        response = await client.get(url, headers={"Range": header})
+        assert response.status == 200 and await response.read() == data, header
+        assert "Content-Range" not in response.headers and response.headers["X-Content-Type-Options"] == "nosniff"
+    for header, part in (("bytes=0-0", data[:1]), (f"bytes={len(data) - 1}-", data[-1:]),
+                         ("bytes=10-99999999999999999999", data[10:]), (f"bytes=-{len(data) + 5}", data),
+                         ("Bytes=2-5", data[2:6])):
+        response = await client.get(url, headers={"Range": header})
+        assert response.status == 206 and await response.read() == part, header
 
 
 async def test_the_playback_copy_is_served_when_there_is_one(aiohttp_client, app, sessionmaker, settings) -> None:
@@ -183,6 +208,30 @@ async def test_who_may_hear_what(aiohttp_client, app, sessionmaker, settings) ->
     csrf = await sign_in(client, "sup")
     assert (await link(client, mine, csrf)).status == 403
     assert (await client.get(f"/api/recordings/{mine}/transcript")).status == 403
+
+
+async def test_a_reviewer_hears_and_reads_only_the_queues_they_cover(aiohttp_client, app, sessionmaker,
+                                                                    settings) -> None:
+    """The same rule as /api/qa/calls: QA covering billing get "not found" for a general call's
+    transcript and audio link, until the call is assigned to them."""
+    general, _ = await add_call(sessionmaker, settings.paths.recordings_dir, "1001", queue="general")
+    billing, _ = await add_call(sessionmaker, settings.paths.recordings_dir, "1002", queue="billing")
+    for call_id in (general, billing):
+        await TranscriptStore(sessionmaker).save(call_id, [Word("caller", "漏水", 0.5, 0.9, 0.9)], model="m",
+                                                 worker="w", audio_s=1.0, took_s=0.1, now=datetime.now(UTC))
+    await review.set_covered_queues(sessionmaker, "qa", ["billing"])
+    client = await aiohttp_client(app)
+    csrf = await sign_in(client, "qa")
+    for url in (f"/api/recordings/{general}/transcript", f"/api/recordings/{general}/link"):
+        response = await (client.get(url) if url.endswith("transcript") else client.post(url, headers=csrf))
+        assert response.status == 404, url
+    assert (await client.get(f"/api/recordings/{billing}/transcript")).status == 200
+    assert (await link(client, billing, csrf)).status == 200
+    async with sessionmaker() as session, session.begin():
+        session.add(Assignment(call_id=general, reviewer="qa", week="2026-W47", reason="flagged", agent_id="1001",
+                               assigned_at=datetime.now(UTC)))
+    assert (await client.get(f"/api/recordings/{general}/transcript")).status == 200
+    assert (await link(client, general, csrf)).status == 200
 
 
 async def test_the_transcript_with_its_words_and_checks(aiohttp_client, app, sessionmaker, settings) -> None:
