@@ -313,6 +313,10 @@ class CallSession:
     async def _offer_callback(self, offer: acd_cmd.OfferCallback) -> bool:
         """No agent can take the call now: offer to call back, keeping the caller's place."""
         gw = self.engine.gateway
+        if not self.engine.dial_policy.allows(self.caller_number):
+            # No promise the hotline may not keep: the dial policy refuses this number.
+            log.info("%s no callback offered (%s): the dial policy refuses the number", self.log_extra, offer.why)
+            return False
         log.info("%s callback offered (%s)", self.log_extra, offer.why)
         await gw.stop_moh(self.channel)
         digit = await gw.get_data(self.channel, self._prompt("callback_offer"), 5000, 1)
