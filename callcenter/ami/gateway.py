@@ -77,6 +77,11 @@ def _trunk(number: str) -> str:
     return f"PJSIP/{_checked(number, _NUMBER, 'number', 'a number of 3 to 20 digits')}@{TRUNK}"
 
 
+def new_action_id() -> str:
+    """The ActionID of an Originate (its OriginateResponse event carries it)."""
+    return f"originate-{uuid.uuid4().hex}"
+
+
 def quote_agi(value: str, field: str) -> str:
     """Free text as one AGI argument: quoted, with backslash and quote escaped."""
     check_value(field, value)
@@ -230,10 +235,12 @@ class AmiGateway:
         timeout_s: int = 30,
         variables: Mapping[str, str] | None = None,
         channel_id: str | None = None,
+        action_id: str | None = None,
     ) -> str:
         """Place a call (Async: true) and return its ActionID; the OriginateResponse event with
-        that ActionID tells how it went. Never sent twice, not even after a reconnect."""
-        action_id = f"originate-{uuid.uuid4().hex}"
+        that ActionID tells how it went (give `action_id` to be ready for it before it is
+        sent: a quick failure answers at once). Never sent twice, not even after a reconnect."""
+        action_id = action_id or new_action_id()
         fields: dict[str, str | int | list[str]] = {
             "Action": "Originate", "ActionID": action_id, "Async": "true",
             "Channel": target,

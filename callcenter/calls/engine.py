@@ -33,7 +33,7 @@ from callcenter.ami.connection import AmiConnection
 from callcenter.ami.dispatch import TaskSupervisor
 from callcenter.ami.errors import AmiError
 from callcenter.ami.fields import clean_caller_name, clean_caller_number
-from callcenter.ami.gateway import AmiGateway, agent_endpoint
+from callcenter.ami.gateway import AmiGateway, agent_endpoint, new_action_id
 from callcenter.calls.core import Adoption
 from callcenter.calls.dial_policy import DialPolicy
 from callcenter.calls.models import Call
@@ -217,9 +217,11 @@ class Engine:
                           fields: dict[str, Any]) -> ami_ev.OriginateResponse | None:
         # The dialplan hands the answered call back with this engine's id (agi_arg_3).
         fields["variables"] = {**fields.get("variables", {}), "CALLCENTER_ENGINE": self.engine_id}
-        action_id = await send(target, timeout_s=timeout_s, **fields)
+        # Waited for before it is sent: a quick failure's OriginateResponse follows the reply at once.
+        action_id = new_action_id()
         future = self._originations[action_id] = asyncio.get_running_loop().create_future()
         try:
+            await send(target, timeout_s=timeout_s, action_id=action_id, **fields)
             return await asyncio.wait_for(future, timeout_s + 10)
         except TimeoutError:
             return None
