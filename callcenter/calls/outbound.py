@@ -107,7 +107,7 @@ class CallbackCalls:
         try:
             result = await engine.originate(
                 command.endpoint, context="callcenter-outbound", exten="callback",
-                caller_id=command.number, timeout_s=max(1, int(command.timeout_s)),
+                caller_id=number, timeout_s=max(1, int(command.timeout_s)),
                 variables={"CALLCENTER_ID": command.call_id})
         except AmiError as exc:
             log.error("callback %s: could not ring agent %s: %s", command.call_id, command.agent_id, exc)

@@ -54,7 +54,7 @@ async def test_a_callback_dials_the_number_the_policy_accepted_through_the_trunk
     await kept_place(line, sessionmaker, "cb-2", "+8613800138000")
     await line.until(lambda: bool(line.sent("Originate")))
     [ring] = line.sent("Originate")
-    assert (ring["Channel"], ring["Exten"]) == ("PJSIP/1001", "callback")     # the agent first
+    assert (ring["Channel"], ring["Exten"], ring["CallerID"]) == ("PJSIP/1001", "callback", "13800138000")
     line.call_in(channel="PJSIP/1001-00000009", uniqueid="1732345300.9", args=("callback", "cb-2", "fake-line"))
     assert await line.dial_sent() == 'EXEC Dial "PJSIP/13800138000@trunk,30,g"'
     line.hang_up(channel="PJSIP/1001-00000009", uniqueid="1732345300.9")
