@@ -164,7 +164,9 @@ def cmd_agent(args: argparse.Namespace) -> int:
     if args.action == "list":
         print(json.dumps(api(settings, "GET", "/api/agents"), ensure_ascii=False, indent=2))
         return 0
-    body = {"reason": args.reason} if args.action == "pause" else {}
+    body: dict[str, str] = {"reason": args.reason} if args.action == "pause" else {}
+    if args.action == "login" and args.endpoint:
+        body["endpoint"] = args.endpoint   # one of the agent's configured phones, by id; checked by the engine
     print(json.dumps(api(settings, "POST", f"/api/agents/{args.agent_id}/{args.action}", body), ensure_ascii=False))
     return 0
 
@@ -288,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("action", choices=["login", "logout", "pause", "ready", "list"])
     p.add_argument("agent_id", nargs="?")
     p.add_argument("--reason", default="break")
+    p.add_argument("--endpoint", help="login: one of the agent's other phones ([[agents]] endpoints), by id")
     p.set_defaults(func=cmd_agent)
 
     p = sub.add_parser("phone", help="a SIPp softphone for an agent (registers, answers)")

@@ -8,9 +8,17 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from callcenter.acd.settings import AcdPolicy as AcdSettings
@@ -64,7 +72,6 @@ class AmiSettings(Section):
 
 class AsteriskSettings(Section):
     spool_dir: str
-    agent_endpoint_prefix: str = "PJSIP/"
     sip_bind: str = Field(pattern=r"^[0-9.]+:[0-9]{1,5}$")
     # The carrier trunk: calls from this address are hotline calls; follow-up calls and
     # callbacks go out to its contact.
@@ -155,6 +162,19 @@ class WorkOrderSettings(Section):
     follow_up_sample_seed: str = "callcenter"
 
 
+Prefix = Annotated[str, Field(pattern=r"^[0-9]{1,20}$")]
+
+
+class DialPolicySettings(Section):
+    """Which numbers the hotline dials out (callbacks, follow-ups): the rules are in
+    callcenter/calls/dial_policy.py (default: mainland China mobile, fixed-line and local)."""
+
+    # Dialled even though a rule refuses them (e.g. "95598", or "00852" for Hong Kong).
+    allowed_prefixes: list[Prefix] = Field(default_factory=list)
+    # Never dialled, on top of the built-in premium and IP-call prefixes; wins over allowed.
+    refused_prefixes: list[Prefix] = Field(default_factory=list)
+
+
 class ClusterSettings(Section):
     """Engines sharing one hotline through Redis (calls/shared.py)."""
 
@@ -171,6 +191,9 @@ class AgentSettings(Section):
     sip_password: SecretStr
     # A fixed address for a phone that does not register (desk phones, test phones).
     contact: str | None = Field(default=None, pattern=r"^sips?:[^\s]+$")
+    # Other phones the agent may log in at (a desk phone and a softphone): ids of [[agents]]
+    # endpoints. The agent's own endpoint (PJSIP/<id>) is always allowed.
+    endpoints: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")]] = Field(default_factory=list)
     queues: list[str] = Field(default_factory=list)
     skills: dict[str, int] = Field(default_factory=dict)
 
@@ -204,6 +227,7 @@ class Settings(BaseSettings):
     transcription: TranscriptionSettings
     workorders: WorkOrderSettings = Field(default_factory=WorkOrderSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    dial_policy: DialPolicySettings = Field(default_factory=DialPolicySettings)
     queues: list[QueueSettings]
     agents: list[AgentSettings] = Field(default_factory=list)
     users: list[UserSettings] = Field(default_factory=list)
@@ -225,6 +249,10 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _phones_are_endpoints(self) -> Settings:
         endpoints = {a.id for a in self.agents}
+        for agent in self.agents:
+            unknown = [e for e in agent.endpoints if e not in endpoints]
+            if unknown:
+                raise ValueError(f"agents {agent.id}: endpoints {unknown!r} are not ids of [[agents]] endpoints")
         for user in self.users:
             if user.phone is not None and user.phone not in endpoints:
                 raise ValueError(f"users {user.username}: phone {user.phone!r} is not the id of an [[agents]] endpoint")

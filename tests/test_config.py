@@ -31,3 +31,27 @@ def test_environment_overrides_file(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("CALLCENTER_AMI__PORT", "notaport")
     with pytest.raises(ConfigError, match=r"ami\.port"):
         load_settings()
+
+
+def _agent(agent_id: str, **extra: object) -> dict[str, object]:
+    return {"id": agent_id, "sip_password": "pw-0123456789", **extra}
+
+
+def test_an_agents_other_phones_are_configured_endpoints() -> None:
+    settings = load_settings(overrides={"agents": [_agent("1001", endpoints=["1101"]), _agent("1101")]})
+    assert settings.agents[0].endpoints == ["1101"]
+    with pytest.raises(ConfigError, match=r"agents 1001: endpoints \['2001'\] are not ids of \[\[agents\]\]"):
+        load_settings(overrides={"agents": [_agent("1001", endpoints=["2001"])]})
+    with pytest.raises(ConfigError, match=r"agents\.0\.endpoints\.0"):
+        load_settings(overrides={"agents": [_agent("1001", endpoints=["PJSIP/00882161234567@trunk"])]})
+
+
+def test_dial_policy_prefixes_are_digits() -> None:
+    assert load_settings().dial_policy.allowed_prefixes == []
+    with pytest.raises(ConfigError, match=r"dial_policy\.allowed_prefixes\.0"):
+        load_settings(overrides={"dial_policy": {"allowed_prefixes": ["+852"]}})
+
+
+def test_the_agent_endpoint_prefix_is_no_setting_any_more() -> None:
+    with pytest.raises(ConfigError, match=r"asterisk\.agent_endpoint_prefix"):
+        load_settings(overrides={"asterisk": {"agent_endpoint_prefix": "Local/"}})

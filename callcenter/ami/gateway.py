@@ -4,13 +4,21 @@ AGI commands go through `AmiConnection.agi` (completion from AsyncAGIExec); plai
 actions through `AmiConnection.action`. Every argument is checked against what Asterisk
 expects for it (`UnsafeField` names the one that is wrong) before anything is sent; free
 text (a variable's value) is quoted for the AGI parser.
+
+What is dialled is checked by its kind, never by a loose character set:
+- an agent's phone is ``PJSIP/<endpoint id>`` (an ``[[agents]]`` id: letters, digits, ``_``,
+  ``-``; no ``@``, no second ``/``), the endpoints the hotline renders for its agents;
+- a number outside goes only through `dial_number` / `originate_number`, which take the
+  digits the dial policy accepted (callcenter/calls/dial_policy.py) and build
+  ``PJSIP/<digits>@trunk`` themselves;
+- a consult target is an agent id of digits (the callcenter-consult context dials it).
 """
 from __future__ import annotations
 
 import re
 import uuid
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from callcenter.ami.connection import AmiConnection
 from callcenter.ami.errors import AgiCommandFailed, AmiActionFailed, ChannelGone, UnsafeField
@@ -25,8 +33,14 @@ SpyMode = Literal["listen", "whisper", "barge"]
 # w = whisper to the agent, B = barge (talk to both).
 SPY_OPTIONS: dict[str, str] = {"listen": "qE", "whisper": "qEw", "barge": "qEB"}
 
+# The carrier trunk's PJSIP endpoint (callcenter/asterisk_config.py renders it).
+TRUNK = "trunk"
+
 _CHANNEL = re.compile(r"[A-Za-z][A-Za-z0-9]*/[^\s\"\\,;|]+")
-_ENDPOINT = re.compile(r"[A-Za-z][A-Za-z0-9]*/[A-Za-z0-9_.@:+*#-]+")
+_ENDPOINT_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")          # config.AgentSettings.id
+_AGENT_ENDPOINT = re.compile(r"PJSIP/[A-Za-z0-9_-]{1,32}")
+_NUMBER = re.compile(r"[0-9]{3,20}")
+_AGENT_DIGITS = re.compile(r"[0-9]{1,32}")
 _PROMPT = re.compile(r"(?!.*\.\.)[A-Za-z0-9_/.-]+")
 _DIGITS = re.compile(r"[0-9*#]*")
 _APP = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
@@ -47,6 +61,25 @@ def _bounded(value: int, field: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise UnsafeField(field, f"{value!r} is not a whole number from {low} to {high}")
     return value
+
+
+def agent_endpoint(endpoint_id: str) -> str:
+    """What Dial rings for an agent's phone: ``PJSIP/<endpoint id>``."""
+    return "PJSIP/" + _checked(endpoint_id, _ENDPOINT_ID, "endpoint", "an endpoint id such as 1001")
+
+
+def _agent_endpoint(endpoint: str, field: str = "endpoint") -> str:
+    return _checked(endpoint, _AGENT_ENDPOINT, field, "an agent's phone such as PJSIP/1001")
+
+
+def _trunk(number: str) -> str:
+    """An outside number, through the trunk: digits only (the dial policy accepted them)."""
+    return f"PJSIP/{_checked(number, _NUMBER, 'number', 'a number of 3 to 20 digits')}@{TRUNK}"
+
+
+def new_action_id() -> str:
+    """The ActionID of an Originate (its OriginateResponse event carries it)."""
+    return f"originate-{uuid.uuid4().hex}"
 
 
 def quote_agi(value: str, field: str) -> str:
@@ -108,10 +141,18 @@ class AmiGateway:
         return result
 
     async def dial(self, channel: str, endpoint: str, timeout_s: int, options: str = "") -> AgiResult:
-        """EXEC Dial: returns when the dial (and the bridge, if answered) ends. DialEnd,
-        BridgeEnter/Leave and Hangup events say what happened."""
-        args = (f"{_checked(endpoint, _ENDPOINT, 'endpoint', 'a dial endpoint such as PJSIP/1001')},"
-                f"{_bounded(timeout_s, 'timeout_s', 1, 3600)},"
+        """EXEC Dial of an agent's phone (``PJSIP/1001``): returns when the dial (and the
+        bridge, if answered) ends. DialEnd, BridgeEnter/Leave and Hangup events say what
+        happened."""
+        return await self._dial(channel, _agent_endpoint(endpoint), timeout_s, options)
+
+    async def dial_number(self, channel: str, number: str, timeout_s: int, options: str = "") -> AgiResult:
+        """EXEC Dial of a number outside, through the trunk. `number`: digits the dial policy
+        accepted (DialPolicy.check)."""
+        return await self._dial(channel, _trunk(number), timeout_s, options)
+
+    async def _dial(self, channel: str, target: str, timeout_s: int, options: str) -> AgiResult:
+        args = (f"{target},{_bounded(timeout_s, 'timeout_s', 1, 3600)},"
                 f"{_checked(options, _OPTIONS, 'options', 'Dial options')}")
         return await self.exec_app(channel, "Dial", args.rstrip(","), timeout=None)
 
@@ -166,15 +207,24 @@ class AmiGateway:
         try:
             await self.connection.action({
                 "Action": "Atxfer", "Channel": self._channel(channel),
-                "Exten": _checked(exten, _DIGITS, "exten", "digits"),
+                "Exten": _checked(exten, _AGENT_DIGITS, "exten", "an agent id of digits"),
                 "Context": _checked(context, _DIALPLAN, "context", "a dialplan context"),
             })
         except AmiActionFailed as exc:
             raise self._gone_or(exc, channel) from None
 
-    async def originate(
+    async def originate(self, endpoint: str, **fields: Any) -> str:
+        """Place a call to an agent's phone (``PJSIP/1001``); see `_originate`."""
+        return await self._originate(_agent_endpoint(endpoint), **fields)
+
+    async def originate_number(self, number: str, **fields: Any) -> str:
+        """Place a call to a number outside, through the trunk. `number`: digits the dial
+        policy accepted (DialPolicy.check); see `_originate`."""
+        return await self._originate(_trunk(number), **fields)
+
+    async def _originate(
         self,
-        endpoint: str,
+        target: str,
         *,
         context: str | None = None,
         exten: str | None = None,
@@ -185,13 +235,15 @@ class AmiGateway:
         timeout_s: int = 30,
         variables: Mapping[str, str] | None = None,
         channel_id: str | None = None,
+        action_id: str | None = None,
     ) -> str:
         """Place a call (Async: true) and return its ActionID; the OriginateResponse event with
-        that ActionID tells how it went. Never sent twice, not even after a reconnect."""
-        action_id = f"originate-{uuid.uuid4().hex}"
+        that ActionID tells how it went (give `action_id` to be ready for it before it is
+        sent: a quick failure answers at once). Never sent twice, not even after a reconnect."""
+        action_id = action_id or new_action_id()
         fields: dict[str, str | int | list[str]] = {
             "Action": "Originate", "ActionID": action_id, "Async": "true",
-            "Channel": _checked(endpoint, _ENDPOINT, "endpoint", "a dial endpoint such as PJSIP/1001"),
+            "Channel": target,
             "Timeout": _bounded(timeout_s, "timeout_s", 1, 3600) * 1000,
         }
         if application is not None:
@@ -243,7 +295,7 @@ class AmiGateway:
         whisper (to the agent) or barge. Returns the Originate's ActionID."""
         if mode not in SPY_OPTIONS:
             raise UnsafeField("mode", f"{mode!r} is not listen, whisper or barge")
-        return await self.originate(supervisor_endpoint, application="ChanSpy",
+        return await self.originate(_agent_endpoint(supervisor_endpoint, "supervisor_endpoint"), application="ChanSpy",
                                     data=f"{self._channel(target_channel)},{SPY_OPTIONS[mode]}")
 
     async def core_show_channels(self) -> list[ChannelSnapshot]:

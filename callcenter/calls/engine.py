@@ -33,8 +33,9 @@ from callcenter.ami.connection import AmiConnection
 from callcenter.ami.dispatch import TaskSupervisor
 from callcenter.ami.errors import AmiError
 from callcenter.ami.fields import clean_caller_name, clean_caller_number
-from callcenter.ami.gateway import AmiGateway
+from callcenter.ami.gateway import AmiGateway, agent_endpoint, new_action_id
 from callcenter.calls.core import Adoption
+from callcenter.calls.dial_policy import DialPolicy
 from callcenter.calls.models import Call
 from callcenter.calls.outbound import CallbackCalls
 from callcenter.calls.session import CONSULT, CallSession, Consult, Transfer
@@ -50,6 +51,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TICK_S = 1.0
+
+
+class EndpointRefused(ValueError):
+    """A phone that is not the agent's own (or one of the agent's configured `endpoints`)."""
 
 
 class CallHooks(Protocol):
@@ -80,6 +85,7 @@ class Engine:
         self.tasks = TaskSupervisor()
         self.connection = connection or AmiConnection(settings.ami, self.handle_event, on_connect=self._on_connect)
         self.gateway = AmiGateway(self.connection)
+        self.dial_policy = DialPolicy.from_settings(settings.dial_policy)
         self.sessions: dict[str, CallSession] = {}          # by call id
         self._by_channel: dict[str, CallSession] = {}       # caller's and agents' channels
         self._session_tasks: dict[str, asyncio.Task[Any]] = {}
@@ -197,12 +203,25 @@ class Engine:
         self.tasks.spawn(handler(event), name=f"{kind}-{event.channel}")
 
     async def originate(self, endpoint: str, *, timeout_s: int, **fields: Any) -> ami_ev.OriginateResponse | None:
-        """Place a call and wait for Asterisk's verdict (answered or not); None if it never came."""
+        """Ring an agent's phone (``PJSIP/1001``) and wait for Asterisk's verdict (answered or
+        not); None if it never came."""
+        return await self._originated(self.gateway.originate, endpoint, timeout_s, fields)
+
+    async def originate_number(self, number: str, *, timeout_s: int,
+                               **fields: Any) -> ami_ev.OriginateResponse | None:
+        """Call a number outside, through the trunk, as `originate`. The dial policy checks it
+        first (NumberRefused, before anything is sent)."""
+        return await self._originated(self.gateway.originate_number, self.dial_policy.check(number), timeout_s, fields)
+
+    async def _originated(self, send: Callable[..., Awaitable[str]], target: str, timeout_s: int,
+                          fields: dict[str, Any]) -> ami_ev.OriginateResponse | None:
         # The dialplan hands the answered call back with this engine's id (agi_arg_3).
         fields["variables"] = {**fields.get("variables", {}), "CALLCENTER_ENGINE": self.engine_id}
-        action_id = await self.gateway.originate(endpoint, timeout_s=timeout_s, **fields)
+        # Waited for before it is sent: a quick failure's OriginateResponse follows the reply at once.
+        action_id = new_action_id()
         future = self._originations[action_id] = asyncio.get_running_loop().create_future()
         try:
+            await send(target, timeout_s=timeout_s, action_id=action_id, **fields)
             return await asyncio.wait_for(future, timeout_s + 10)
         except TimeoutError:
             return None
@@ -271,7 +290,7 @@ class Engine:
             await self.ready(to_agent)
             raise ValueError(f"agent {to_agent} was just taken by another call")
         session.consult = Consult(to_agent)
-        self._consults[f"{self.settings.asterisk.agent_endpoint_prefix}{to_agent}"] = session   # one per colleague
+        self._consults[agent_endpoint(to_agent)] = session   # one per colleague
         session.consult.attempt_id = await self.store.add_attempt(session.call_id, to_agent, self.clock.now())
         try:
             await self.gateway.atxfer(session.agent_channel, to_agent, "callcenter-consult")  # type: ignore[arg-type]
@@ -534,14 +553,27 @@ class Engine:
             raise ValueError(str(exc)) from exc
         self._carry_out_all(commands)
 
+    def agent_phone(self, agent_id: str, endpoint: object = None) -> str:
+        """What rings for the agent: their own endpoint (``PJSIP/<agent id>``, the one the
+        hotline renders for them), or one of their configured `endpoints` named by its id.
+        Nothing else: a dial string never comes from a request (EndpointRefused)."""
+        agent = self._agent_settings(agent_id)
+        if endpoint is None:
+            return agent_endpoint(agent.id)
+        phones = [agent.id, *agent.endpoints]
+        if not isinstance(endpoint, str) or endpoint not in phones:
+            raise EndpointRefused(f"endpoint: {str(endpoint)[:40]!r} is not one of agent {agent_id}'s phones "
+                                  f"({', '.join(phones)})")
+        return agent_endpoint(endpoint)
+
     async def login(self, agent_id: str, endpoint: str | None = None, queues: list[str] | None = None) -> None:
-        """Log an agent in, on their configured queues or on `queues` for this shift."""
+        """Log an agent in, on their configured queues or on `queues` for this shift; they ring
+        at `agent_phone(agent_id, endpoint)` (an endpoint id of theirs, or their own)."""
         agent = self._agent_settings(agent_id)
         names = queues or agent.queues or [q.name for q in self.settings.queues]
         skills = {q: agent.skills.get(q, 1) for q in names}
-        endpoint = endpoint or f"{self.settings.asterisk.agent_endpoint_prefix}{agent_id}"
-        await self._acd_agent(acd_ev.AgentLoggedIn(agent_id=agent_id, endpoint=endpoint, skills=skills,
-                                                   at=self.clock.monotonic()))
+        await self._acd_agent(acd_ev.AgentLoggedIn(agent_id=agent_id, endpoint=self.agent_phone(agent_id, endpoint),
+                                                   skills=skills, at=self.clock.monotonic()))
 
     async def logout(self, agent_id: str) -> None:
         self._agent_settings(agent_id)
@@ -559,12 +591,16 @@ class Engine:
         self._agent_settings(agent_id)
         await self._acd_agent(acd_ev.WrapUpExtended(agent_id=agent_id, seconds=seconds, at=self.clock.monotonic()))
 
-    async def spy(self, agent_id: str, supervisor_endpoint: str, mode: str, supervisor: str) -> dict[str, Any]:
-        """Ring the supervisor's phone and listen, whisper or barge on the agent's call (ChanSpy
-        through an AMI Originate). Every use is kept (calls.models.Supervision)."""
+    async def spy(self, agent_id: str, phone: str, mode: str, supervisor: str) -> dict[str, Any]:
+        """Ring the supervisor's own phone (`phone`: the id of an [[agents]] endpoint, the
+        user's `phone`) and listen, whisper or barge on the agent's call (ChanSpy through an
+        AMI Originate). Every use is kept (calls.models.Supervision)."""
         from callcenter.calls.models import Supervision
 
         self._agent_settings(agent_id)
+        if not any(a.id == phone for a in self.settings.agents):
+            raise ValueError(f"phone: {str(phone)[:40]!r} of {supervisor} is not a configured endpoint")
+        supervisor_endpoint = agent_endpoint(phone)
         session = self._talking_with(agent_id)
         action_id = await self.gateway.chanspy(supervisor_endpoint, session.agent_channel, mode)  # type: ignore[arg-type]
         async with self.store.sessionmaker() as db, db.begin():

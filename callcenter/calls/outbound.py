@@ -1,9 +1,13 @@
-"""Calls the hotline places: automated follow-up calls (回访) for now.
+"""Calls the hotline places: automated follow-up calls (回访) and kept-place callbacks.
 
 The engine originates a call to the citizen through the trunk; when they answer, the
 dialplan (callcenter-outbound) hands the channel to AsyncAGI with the call's purpose and id,
 and the script here asks the question and records the key pressed. No answer (busy, not
 answered, failed) is recorded too: such follow-ups go to an agent.
+
+Every number passes the dial policy (calls/dial_policy.py) before anything is originated; a
+refused one is recorded as refused (a follow-up `refused`, for a person to handle; a
+callback attempt `callback_refused`), never as answered or as not reached.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from callcenter.acd import events as acd_ev
 from callcenter.ami import events as ami_ev
 from callcenter.ami.errors import AmiError
+from callcenter.calls.dial_policy import NumberRefused
 
 if TYPE_CHECKING:
     from callcenter.calls.engine import Engine
@@ -35,10 +40,16 @@ class FollowUpCalls:
 
     async def place_followup_call(self, followup_id: str, number: str) -> None:
         settings = self.engine.settings
+        try:
+            number = self.engine.dial_policy.check(number)
+        except NumberRefused as exc:
+            log.warning("follow-up %s: not dialled: %s", followup_id, exc)
+            await self.followups.record_refused(followup_id, exc.reason)
+            return
         answered = self._answered[followup_id] = asyncio.Event()
         try:
-            result = await self.engine.originate(
-                f"PJSIP/{number}@trunk", context="callcenter-outbound", exten="followup",
+            result = await self.engine.originate_number(
+                number, context="callcenter-outbound", exten="followup",
                 caller_id=settings.hotline.number, timeout_s=ANSWER_WAIT_S,
                 variables={"CALLCENTER_ID": followup_id})
         except AmiError as exc:
@@ -73,21 +84,30 @@ class CallbackCalls:
     they answer, dial the citizen through the trunk and bridge the two. The ACD hears
     AgentAnswered when the agent picks up (or AgentRingFailed), then CallEnded. The attempt is
     kept on the original call's record: `callback_answered` when the citizen was reached,
-    `callback_not_reached` when not, `no_answer` when the agent did not pick up."""
+    `callback_not_reached` when not, `no_answer` when the agent did not pick up, and
+    `callback_refused` when the dial policy refuses the number: then nobody is rung and the
+    ACD drops the kept place (CallLeft), so it is not tried again."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._waiting: dict[str, tuple[Any, int | None]] = {}
+        self._waiting: dict[str, tuple[Any, str, int | None]] = {}
         engine.outbound_handlers["callback"] = self.agent_answered
 
     async def place(self, command: Any) -> None:
         engine = self.engine
         attempt = await engine.store.add_attempt(command.call_id, command.agent_id, engine.clock.now())
-        self._waiting[command.call_id] = (command, attempt)
+        try:
+            number = engine.dial_policy.check(command.number)
+        except NumberRefused as exc:
+            log.warning("callback %s: not dialled: %s", command.call_id, exc)
+            await engine.store.end_attempt(command.call_id, attempt, "callback_refused", engine.clock.now())
+            await engine.feed_acd(acd_ev.CallLeft(call_id=command.call_id, at=engine.clock.monotonic()))
+            return
+        self._waiting[command.call_id] = (command, number, attempt)
         try:
             result = await engine.originate(
                 command.endpoint, context="callcenter-outbound", exten="callback",
-                caller_id=command.number, timeout_s=max(1, int(command.timeout_s)),
+                caller_id=number, timeout_s=max(1, int(command.timeout_s)),
                 variables={"CALLCENTER_ID": command.call_id})
         except AmiError as exc:
             log.error("callback %s: could not ring agent %s: %s", command.call_id, command.agent_id, exc)
@@ -106,12 +126,12 @@ class CallbackCalls:
             log.warning("callback AGI for unknown call %r: hanging up", call_id)
             await gw.hangup(event.channel)
             return
-        command, attempt = found
+        command, number, attempt = found
         await engine.feed_acd(acd_ev.AgentAnswered(call_id=call_id, agent_id=command.agent_id,
                                                    at=engine.clock.monotonic()))
         outcome = "callback_not_reached"
         try:
-            await gw.dial(event.channel, f"PJSIP/{command.number}@trunk", ANSWER_WAIT_S, "g")
+            await gw.dial_number(event.channel, number, ANSWER_WAIT_S, "g")
             status = await gw.get_variable(event.channel, "DIALSTATUS")
             outcome = "callback_answered" if status == "ANSWER" else "callback_not_reached"
             with contextlib.suppress(AmiError):

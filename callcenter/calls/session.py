@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from callcenter.acd import commands as acd_cmd
 from callcenter.acd import events as acd_ev
-from callcenter.ami.errors import AmiError, AmiUnavailable, ChannelGone
+from callcenter.ami.errors import AmiError, AmiUnavailable, ChannelGone, UnsafeField
 from callcenter.calls.core import Adoption, Phase, disposition, ring_failure, step
 from callcenter.ivr.flow import Hangup as IvrHangup
 from callcenter.ivr.flow import IvrFlow, PlayAndCollect, PlayMessage, RouteToQueue
@@ -313,6 +313,10 @@ class CallSession:
     async def _offer_callback(self, offer: acd_cmd.OfferCallback) -> bool:
         """No agent can take the call now: offer to call back, keeping the caller's place."""
         gw = self.engine.gateway
+        if not self.engine.dial_policy.allows(self.caller_number):
+            # No promise the hotline may not keep: the dial policy refuses this number.
+            log.info("%s no callback offered (%s): the dial policy refuses the number", self.log_extra, offer.why)
+            return False
         log.info("%s callback offered (%s)", self.log_extra, offer.why)
         await gw.stop_moh(self.channel)
         digit = await gw.get_data(self.channel, self._prompt("callback_offer"), 5000, 1)
@@ -342,6 +346,13 @@ class CallSession:
         except AmiUnavailable:
             await self._after_lost_dial()
             return True
+        except UnsafeField as exc:
+            # Not an agent's phone (a record written before endpoints were checked): the agent
+            # is paused "unavailable" and the caller keeps their place, never hung up.
+            log.error("%s agent %s not rung: %s", self.log_extra, command.agent_id, exc)
+            await self._ring_failed("CHANUNAVAIL")
+            await gw.start_moh(self.channel)
+            return False
         if result.result == "-1":
             # Dial ends with -1 when the caller's side hangs up (Asterisk reports the agent's
             # leg hanging up before the caller's own channel, so the order of Hangup events

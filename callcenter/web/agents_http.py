@@ -1,5 +1,9 @@
 """Agent state over HTTP: log in, log out, pause with a reason, ready, extend wrap-up.
-An agent acts only for themself; supervisors and admins for anyone."""
+An agent acts only for themself; supervisors and admins for anyone.
+
+No dial string comes from a request: an agent rings at their own endpoint, or at one of
+their configured `endpoints` named by its id; a supervisor's listen/whisper/barge rings the
+supervisor's own `phone`."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
@@ -8,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from callcenter.ami.errors import AmiError, UnsafeField
+from callcenter.calls.engine import EndpointRefused
 from callcenter.web import access
 from callcenter.web.auth import json_body, json_error
 from callcenter.web.keys import AGENT_CONTROL, AgentControl
@@ -31,7 +36,10 @@ async def _act(request: web.Request, action: str) -> web.Response:
     body = await json_body(request)
     try:
         if action == "login":
-            await control.login(agent_id, body.get("endpoint"))
+            endpoint = body.get("endpoint")
+            if endpoint is not None and not isinstance(endpoint, str):
+                return json_error(400, "endpoint: the id of one of your phones, as text (or none: your own)")
+            await control.login(agent_id, endpoint)
         elif action == "logout":
             await control.logout(agent_id)
         elif action == "pause":
@@ -46,6 +54,8 @@ async def _act(request: web.Request, action: str) -> web.Response:
             if not isinstance(seconds, int | float) or not 0 < seconds <= 600:
                 return json_error(400, "seconds: a number from 1 to 600")
             await control.extend_wrapup(agent_id, float(seconds))
+    except EndpointRefused as exc:
+        return json_error(400, str(exc))
     except LookupError as exc:
         return json_error(404, str(exc).strip("'\""))
     except ValueError as exc:
@@ -72,18 +82,23 @@ async def list_agents(request: web.Request) -> web.Response:
 
 @access.allow(access.SUPERVISOR)
 async def spy(request: web.Request) -> web.Response:
-    """Listen, whisper or barge on an agent's call from the supervisor's phone (supervisors only)."""
+    """Listen, whisper or barge on an agent's call from the supervisor's own phone (the user's
+    `phone`), supervisors only: {"mode": "listen"}."""
     control = request.app.get(AGENT_CONTROL)
     if control is None:
         return json_error(409, "no engine runs in this process")
     body = await json_body(request)
-    mode, endpoint = str(body.get("mode", "listen")), str(body.get("endpoint", ""))
-    if mode not in SPY_MODES:
-        return json_error(400, f"mode {mode!r}: one of {', '.join(SPY_MODES)}")
-    if not endpoint:
-        return json_error(400, "endpoint: the supervisor's phone, e.g. PJSIP/1009")
+    if "endpoint" in body:
+        return json_error(400, "endpoint: not taken; the supervisor's own phone (users' phone setting) rings")
+    mode = body.get("mode", "listen")
+    if not isinstance(mode, str) or mode not in SPY_MODES:
+        return json_error(400, f"mode {str(mode)[:20]!r}: one of {', '.join(SPY_MODES)}")
+    user = access.current_user(request)
+    if not user.phone:
+        return json_error(409, f"user {user.username} has no phone to ring: an admin sets the user's phone "
+                               "(the id of an [[agents]] endpoint)")
     try:
-        done = await control.spy(request.match_info["agent_id"], endpoint, mode, access.current_user(request).username)
+        done = await control.spy(request.match_info["agent_id"], user.phone, mode, user.username)
     except LookupError as exc:
         return json_error(404, str(exc).strip("'\""))
     except UnsafeField as exc:

@@ -1,6 +1,10 @@
 """Follow-ups (回访): scheduled in the calling windows, placed as automated calls, answered
 with a key; unhappy or unanswered ones land on an agent's follow-up list, and a contradiction
-of the unit's report sends the order back (first time) or to a supervisor (second time)."""
+of the unit's report sends the order back (first time) or to a supervisor (second time).
+
+States: scheduled -> calling -> satisfied | unsatisfied | no_answer | refused. `refused`: the
+dial policy does not let the hotline dial the citizen's number (international, premium, not
+a number at all); nobody was called, so a person handles it (needs_agent), as no_answer."""
 from __future__ import annotations
 
 import hashlib
@@ -135,8 +139,20 @@ class FollowUpService:
         log.info("follow-up %s of order %s: %s", followup_id, order_id, state)
         return follow_up
 
+    async def record_refused(self, followup_id: str, reason: str) -> FollowUp:
+        """The automated call was not placed: the dial policy refuses the number. Not an
+        answer: the order is left as it is, and the follow-up goes to an agent's list."""
+        async with self.sessionmaker() as session, session.begin():
+            follow_up = await session.get(FollowUp, followup_id)
+            if follow_up is None:
+                raise LookupError(f"no follow-up {followup_id!r}")
+            follow_up.state, follow_up.digit, follow_up.needs_agent = "refused", None, True
+            order_id = follow_up.order_id
+        log.warning("follow-up %s of order %s: number refused (%s)", followup_id, order_id, reason)
+        return follow_up
+
     async def agent_list(self) -> list[FollowUp]:
-        """Follow-ups a person must make: unhappy answers and unanswered calls."""
+        """Follow-ups a person must make: unhappy answers, unanswered calls, refused numbers."""
         async with self.sessionmaker() as session:
             return list((await session.execute(
                 select(FollowUp).where(FollowUp.needs_agent.is_(True)).order_by(FollowUp.due_at))).scalars())

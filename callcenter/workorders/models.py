@@ -63,7 +63,7 @@ class FollowUp(Base):
     order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id", ondelete="CASCADE"), index=True)
     number: Mapped[str] = mapped_column(String(32))
     due_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
-    state: Mapped[str] = mapped_column(String(16), index=True)   # scheduled calling satisfied unsatisfied no_answer
+    state: Mapped[str] = mapped_column(String(16), index=True)   # scheduled calling satisfied unsatisfied no_answer refused
     digit: Mapped[str | None] = mapped_column(String(1))
     needs_agent: Mapped[bool] = mapped_column(default=False, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

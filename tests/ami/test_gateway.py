@@ -7,7 +7,7 @@ import pytest
 
 from callcenter.ami.errors import AgiCommandFailed, ChannelGone, UnsafeField
 from callcenter.ami.events import OriginateResponse
-from callcenter.ami.gateway import AmiGateway
+from callcenter.ami.gateway import AmiGateway, agent_endpoint
 from tests.ami.conftest import Connect, Recorder
 from tests.ami.fake_ami import FakeAmi, FakeSession, agi_exec, trace
 
@@ -134,6 +134,24 @@ async def test_originate_returns_its_action_id_and_the_response_event_follows(
     assert response.action_id == action_id and response.success and response.reason == 4
 
 
+async def test_numbers_outside_go_through_the_trunk_built_by_the_gateway(
+    gateway: AmiGateway, agi: AgiScript, fake_ami: FakeAmi
+) -> None:
+    await gateway.dial_number(CALLER, "13800138000", 30, "g")
+    assert agi.commands == ['EXEC Dial "PJSIP/13800138000@trunk,30,g"']
+    await gateway.originate_number("02187654321", context="callcenter-outbound", exten="followup", timeout_s=30)
+    sent = await fake_ami.wait_action("Originate")
+    assert (sent["Channel"], sent["Context"], sent["Exten"]) == ("PJSIP/02187654321@trunk", "callcenter-outbound",
+                                                                "followup")
+
+
+def test_agent_endpoint_is_built_from_an_endpoint_id() -> None:
+    assert agent_endpoint("1001") == "PJSIP/1001"
+    for bad in ("00882161234567@trunk", "1001/x", "", "a" * 33, "1001\n"):
+        with pytest.raises(UnsafeField, match="endpoint"):
+            agent_endpoint(bad)
+
+
 @pytest.mark.parametrize(("mode", "options"), [("listen", "qE"), ("whisper", "qEw"), ("barge", "qEB")])
 async def test_chanspy(gateway: AmiGateway, fake_ami: FakeAmi, mode: str, options: str) -> None:
     await gateway.chanspy("PJSIP/9001", "PJSIP/1001-00000002", mode)  # type: ignore[arg-type]
@@ -165,6 +183,35 @@ async def test_core_show_channels(gateway: AmiGateway) -> None:
         (lambda g: g.get_data(CALLER, "menu", 0, 1), "timeout_ms"),
         (lambda g: g.stream_file(CALLER, "menu", '1" EXEC System'), "escape_digits"),
         (lambda g: g.dial(CALLER, "PJSIP/1001,30,G(x)", 15), "endpoint"),
+        # An agent's phone is PJSIP/<agent id>: no trunk, no other technology, no lists.
+        (lambda g: g.dial(CALLER, "PJSIP/00882161234567@trunk", 15), "endpoint"),
+        (lambda g: g.dial(CALLER, "PJSIP/1001/sip:x@evil.example", 15), "endpoint"),
+        (lambda g: g.dial(CALLER, "Local/1001@callcenter-outbound", 15), "endpoint"),
+        (lambda g: g.dial(CALLER, "SIP/1001", 15), "endpoint"),
+        (lambda g: g.dial(CALLER, "PJSIP/1001&PJSIP/1002", 15), "endpoint"),
+        (lambda g: g.dial(CALLER, "PJSIP/1001\r\nAction: Originate", 15), "endpoint"),
+        (lambda g: g.dial(CALLER, "PJSIP/1001\n", 15), "endpoint"),
+        (lambda g: g.dial(CALLER, ["PJSIP/1001"], 15), "endpoint"),
+        (lambda g: g.dial(CALLER, 1001, 15), "endpoint"),
+        (lambda g: g.dial(CALLER, "PJSIP/" + "1" * 33, 15), "endpoint"),
+        # A number outside: digits only; the gateway adds the trunk itself.
+        (lambda g: g.dial_number(CALLER, "13800138000@trunk", 30), "number"),
+        (lambda g: g.dial_number(CALLER, "PJSIP/00882161234567@trunk", 30), "number"),
+        (lambda g: g.dial_number(CALLER, "+8613800138000", 30), "number"),
+        (lambda g: g.dial_number(CALLER, "13800138000\r\n", 30), "number"),
+        (lambda g: g.dial_number(CALLER, ["13800138000"], 30), "number"),
+        (lambda g: g.dial_number(CALLER, 13800138000, 30), "number"),
+        (lambda g: g.dial_number(CALLER, "12", 30), "number"),
+        (lambda g: g.originate("PJSIP/00882161234567@trunk", application="Playback", data="x"), "endpoint"),
+        (lambda g: g.originate("Local/s@callcenter-outbound", context="callcenter-outbound", exten="followup"),
+         "endpoint"),
+        (lambda g: g.originate(["PJSIP/1001"], application="Playback"), "endpoint"),
+        (lambda g: g.originate_number("Local/13800138000@from-trunk", context="x", exten="s"), "number"),
+        (lambda g: g.originate_number("1380013800\r\nAction: Hangup", context="x", exten="s"), "number"),
+        (lambda g: g.chanspy("PJSIP/00882161234567@trunk", CALLER, "listen"), "supervisor_endpoint"),
+        (lambda g: g.chanspy(["PJSIP/9001"], CALLER, "listen"), "supervisor_endpoint"),
+        (lambda g: g.atxfer(CALLER, "1002@trunk", "callcenter-consult"), "exten"),
+        (lambda g: g.atxfer(CALLER, "", "callcenter-consult"), "exten"),
         (lambda g: g.dial(CALLER, "PJSIP/1001", 15, "g,30"), "options"),
         (lambda g: g.set_variable(CALLER, "A B", "1"), "name"),
         (lambda g: g.set_variable(CALLER, "NOTE", "x\ny"), "value"),

@@ -24,8 +24,8 @@ async def test_a_supervisor_listens_on_an_agents_call(hotline: Hotline) -> None:
                                                                       hangup_after_ms=12_000))
     await wait_until(lambda: line.agent_state("1001") == "on_call", 30, "agent 1001 on the call")
     with pytest.raises(ValueError, match="not on a call"):
-        await line.engine.spy("1002", "PJSIP/1004", "listen", "sup")
-    done = await line.engine.spy("1001", "PJSIP/1004", "listen", "sup")
+        await line.engine.spy("1002", "1004", "listen", "sup")
+    done = await line.engine.spy("1001", "1004", "listen", "sup")
     await wait_until(lambda: "ChanSpy" in line.rig.rx("core show channels concise"), 15,
                      "the supervisor's phone runs ChanSpy")
     assert done["agent_channel"].startswith("PJSIP/1001-")

@@ -56,3 +56,15 @@ async def test_satisfied_closes_the_loop_and_two_contradictions_reach_a_supervis
     done = await FollowUpService(sessionmaker, orders2).record_answer(happy.id, "1")
     assert done.state == "satisfied" and not done.needs_agent
     assert (await followups._order(order2)).state == "followed_up"
+
+
+async def test_a_refused_number_is_recorded_refused_and_goes_to_a_person(sessionmaker) -> None:
+    orders, order_id = await resolved(sessionmaker, "f-9")
+    followups = FollowUpService(sessionmaker, orders)
+    follow_up = await followups.schedule(order_id, now=datetime.now(UTC))
+    refused = await followups.record_refused(follow_up.id, "international numbers are not dialled")
+    assert (refused.state, refused.needs_agent, refused.digit, refused.answered_at) == ("refused", True, None, None)
+    assert [f.id for f in await followups.agent_list()] == [follow_up.id]
+    assert (await followups._order(order_id)).state == "resolved"     # not an answer: the order waits
+    done = await followups.record_answer(follow_up.id, "1")            # a person reached the citizen
+    assert done.state == "satisfied" and (await followups._order(order_id)).state == "followed_up"
