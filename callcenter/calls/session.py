@@ -287,6 +287,11 @@ class CallSession:
             category=route.category, caller=self.caller_number, preferred_agent=preferred,
         ))
         while True:
+            if self.hung_up.is_set():
+                # The caller left while a command was under way (not while waiting here, where
+                # _caller_gone wakes the script): nobody else would end the wait.
+                self.end_how = self.end_how or "hangup"
+                return
             command = await self.inbox.get()
             if isinstance(command, acd_cmd.RingAgent):
                 if await self._ring(command):
