@@ -1,18 +1,56 @@
 """Outage notices over HTTP: supervisors enter and cancel them; the wallboard reads the load."""
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
+from pydantic import Field
 
 from callcenter.notices.models import Outage
 from callcenter.notices.service import NoticeError, NoticeService
-from callcenter.web import access
-from callcenter.web.auth import json_body, json_error
+from callcenter.web import access, api
+from callcenter.web.auth import json_error
 from callcenter.web.keys import SESSIONMAKER, SETTINGS
 
 NOTICES = web.AppKey("notices", NoticeService)
+
+
+class NewNotice(api.Body):
+    kind: Literal["planned", "temporary"]
+    areas: list[api.Name] = Field(min_length=1, max_length=200)
+    starts_at: api.Moment
+    ends_at: api.Moment
+    text: Annotated[str, api.text(500, min_length=1)] = Field(description="what callers hear (spoken by espeak-ng)")
+    cause: api.Line = ""
+
+
+class OutagePath(api.Path):
+    outage_id: api.Id
+
+
+class OutageOut(api.Answer):
+    id: int
+    kind: str
+    areas: list[str]
+    starts_at: str
+    ends_at: str
+    text: str
+    cancelled: bool
+
+
+class OneOutage(api.Answer):
+    outage: OutageOut
+
+
+class ExpectedLoad(api.Answer):
+    outages: int
+    areas: int
+    customers_affected: int
+
+
+class Outages(api.Answer):
+    outages: list[OutageOut]
+    expected_load: ExpectedLoad
 
 
 def outage_json(o: Outage) -> dict[str, Any]:
@@ -22,19 +60,15 @@ def outage_json(o: Outage) -> dict[str, Any]:
 
 
 @access.allow(access.SUPERVISOR, access.ADMIN)
-async def create(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    try:
-        starts_at, ends_at = (datetime.fromisoformat(str(body.get(k, ""))) for k in ("starts_at", "ends_at"))
-    except ValueError:
-        return json_error(400, "starts_at, ends_at: ISO times such as 2026-11-28T08:00:00+08:00")
-    areas = body.get("areas")
-    if not isinstance(areas, list):
-        return json_error(400, "areas: a list of area names")
+@api.route(summary="Enter an outage notice: spoken to the callers of the affected areas", body=NewNotice,
+           responses={201: OneOutage})
+async def create(request: web.Request, body: NewNotice) -> web.Response:
+    starts_at, ends_at = body.starts_at, body.ends_at
+    areas = body.areas
     try:
         outage = await request.app[NOTICES].create(
-            kind=str(body.get("kind", "")), areas=areas, starts_at=starts_at, ends_at=ends_at,
-            text=str(body.get("text", "")), cause=str(body.get("cause", "")),
+            kind=body.kind, areas=areas, starts_at=starts_at, ends_at=ends_at,
+            text=body.text, cause=body.cause,
             by=access.current_user(request).username)
     except NoticeError as exc:
         return json_error(400, str(exc))
@@ -42,6 +76,7 @@ async def create(request: web.Request) -> web.Response:
 
 
 @access.allow(access.AGENT, access.SUPERVISOR, access.ADMIN)
+@api.route(summary="Current outages and the calls to expect", responses={200: Outages})
 async def listing(request: web.Request) -> web.Response:
     service = request.app[NOTICES]
     return web.json_response({"outages": [outage_json(o) for o in await service.current()],
@@ -49,9 +84,10 @@ async def listing(request: web.Request) -> web.Response:
 
 
 @access.allow(access.SUPERVISOR, access.ADMIN)
-async def cancel(request: web.Request) -> web.Response:
+@api.route(summary="Cancel an outage notice", path=OutagePath, responses={200: OneOutage, 404: api.Problem})
+async def cancel(request: web.Request, path: OutagePath) -> web.Response:
     try:
-        outage = await request.app[NOTICES].cancel(int(request.match_info["outage_id"]))
+        outage = await request.app[NOTICES].cancel(path.outage_id)
     except LookupError as exc:
         return json_error(404, str(exc))
     return web.json_response({"outage": outage_json(outage)})

@@ -9,13 +9,14 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
+from pydantic import Field
 from sqlalchemy import select
 
-from callcenter.web import access
-from callcenter.web.auth import json_body, json_error, json_exception
+from callcenter.web import access, api
+from callcenter.web.auth import json_error, json_exception
 from callcenter.web.keys import SESSIONMAKER, SETTINGS
 from callcenter.workorders import lifecycle
 from callcenter.workorders.categories import CategoryError, load_categories
@@ -38,6 +39,148 @@ UNIT_ACTIONS = {"acknowledge": lifecycle.Event.ACKNOWLEDGE, "arrive": lifecycle.
                 "resolve": lifecycle.Event.RESOLVE}
 
 
+# ------------------------------------------------------------------ what the routes take and answer
+
+Number = Annotated[str, api.text(32, min_length=1)]
+
+
+class OrderPath(api.Path):
+    order_id: api.Id
+
+
+class OrderQuery(api.Query):
+    limit: int = Field(100, ge=1, le=500)
+    state: api.Name | None = None
+    unit: api.Name | None = None
+    category: api.Name | None = None
+    caller_number: Number | None = None
+    needs_review: bool = False
+
+
+class OrderPatch(api.Body):
+    category: api.Name | None = None
+    subcategory: api.Name | None = None
+    description: api.Paragraph | None = None
+    address: Annotated[str, api.text(500, multiline=True)] | None = None
+
+
+class OrderEventBody(api.Body):
+    event: Literal["dispatch", "resolve", "escalate", "adjudicate", "archive", "extend"]
+    reason: api.Line = ""
+    new_deadline: api.Moment | None = Field(None, description="extend: the new deadline, with its UTC offset")
+
+
+class UnitOrderQuery(api.Query):
+    open: bool = False
+
+
+class UnitActionPath(api.Path):
+    order_id: api.Id
+    action: Literal["acknowledge", "arrive", "resolve", "extend"]
+
+
+class UnitActionBody(api.Body):
+    reason: api.Line = ""
+    result: api.Line = ""
+    new_deadline: api.Moment | None = Field(None, description="extend: the new deadline, with its UTC offset")
+
+
+class FollowUpPath(api.Path):
+    followup_id: Annotated[str, api.text(36, min_length=1)]
+
+
+class FollowUpAnswer(api.Body):
+    digit: Literal["1", "2"] | None = Field(None, description="1 satisfied, 2 not satisfied, null not reached")
+
+
+class ReportPath(api.Path):
+    kind: Literal["daily", "weekly", "cycle", "monthly"]
+
+
+class ReportQuery(api.Query):
+    format: Literal["html", "csv", "xlsx"] = "html"
+    date: api.Day | None = Field(None, description="daily: the day")
+    week: api.Week | None = Field(None, description="weekly: the ISO week, e.g. 2026-W47")
+    month: api.Month | None = Field(None, description="cycle, monthly: e.g. 2026-11")
+
+
+class HandoverPath(api.Path):
+    handover_id: api.Id
+
+
+class HandoverDraft(api.Body):
+    shift_start: api.Moment
+    shift_end: api.Moment
+
+
+class HandoverNotes(api.Body):
+    notes: api.Paragraph | None = None
+    flood_notes: api.Paragraph | None = None
+
+
+class OrderOut(api.Answer):
+    id: int
+    caller_number: str
+    category: str
+    state: str
+    unit: str
+    created_at: str | None
+
+
+class EventOut(api.Answer):
+    at: str
+    actor: str
+    event: str
+    to: str
+
+
+class OneOrder(api.Answer):
+    order: OrderOut
+
+
+class OrderWithHistory(OneOrder):
+    history: list[EventOut]
+
+
+class OrderList(api.Answer):
+    orders: list[OrderOut]
+
+
+class UnitOrderList(OrderList):
+    unit: str | None
+
+
+class FollowUpOut(api.Answer):
+    id: str
+    order_id: int
+    state: str
+    digit: str | None
+
+
+class FollowUpList(api.Answer):
+    follow_ups: list[FollowUpOut]
+
+
+class OneFollowUp(api.Answer):
+    follow_up: FollowUpOut
+
+
+class HandoverOut(api.Answer):
+    id: int
+    shift_start: str
+    shift_end: str
+    drafted_by: str
+    content: dict[str, Any]
+    notes: str
+
+
+class OneHandover(api.Answer):
+    handover: HandoverOut
+
+
+ERRORS = {404: api.Problem, 409: api.Problem}
+
+
 def order_json(order: WorkOrder) -> dict[str, Any]:
     def iso(value: datetime | None) -> str | None:
         return value.isoformat() if value else None
@@ -56,27 +199,10 @@ def event_json(event: WorkOrderEvent) -> dict[str, Any]:
             "to": event.to_state, "reason": event.reason}
 
 
-def _order_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["order_id"])
-    except ValueError:
-        raise json_exception(web.HTTPNotFound, "no such order") from None
-
-
-def _str(body: dict[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, str):
-        raise json_exception(web.HTTPBadRequest, f"{key}: must be text")
-    return value
-
-
-def _deadline(body: dict[str, Any]) -> datetime:
-    raw = _str(body, "new_deadline")
-    try:
-        return datetime.fromisoformat(raw or "")
-    except ValueError:
-        raise json_exception(web.HTTPBadRequest,
-                             "new_deadline: an ISO time such as 2026-11-23T18:00:00+08:00") from None
+def _deadline(body: OrderEventBody | UnitActionBody) -> datetime:
+    if body.new_deadline is None:
+        raise api.refuse("new_deadline", "an ISO time such as 2026-11-23T18:00:00+08:00")
+    return body.new_deadline
 
 
 async def _guard(action: Callable[[], Awaitable[Any]]) -> Any:
@@ -102,43 +228,48 @@ async def _order(request: web.Request, order_id: int) -> WorkOrder:
 # ------------------------------------------------------------------ desk: agents and supervisors
 
 @access.allow(AGENT, SUP, ADMIN)
-async def list_orders(request: web.Request) -> web.Response:
-    query = select(WorkOrder).order_by(WorkOrder.id.desc()).limit(min(int(request.query.get("limit", 100)), 500))
+@api.route(summary="The latest work orders, filtered", query=OrderQuery, responses={200: OrderList})
+async def list_orders(request: web.Request, query: OrderQuery) -> web.Response:
+    sql = select(WorkOrder).order_by(WorkOrder.id.desc()).limit(query.limit)
     for key in ("state", "unit", "category", "caller_number"):
-        if key in request.query:
-            query = query.where(getattr(WorkOrder, key) == request.query[key])
-    if request.query.get("needs_review") == "true":
-        query = query.where(WorkOrder.needs_review.is_(True))
+        if getattr(query, key) is not None:
+            sql = sql.where(getattr(WorkOrder, key) == getattr(query, key))
+    if query.needs_review:
+        sql = sql.where(WorkOrder.needs_review.is_(True))
     async with request.app[SESSIONMAKER]() as session:
-        orders = list((await session.execute(query)).scalars())
+        orders = list((await session.execute(sql)).scalars())
     return web.json_response({"orders": [order_json(o) for o in orders]})
 
 
 @access.allow(AGENT, SUP, ADMIN, UNIT)
-async def get_order(request: web.Request) -> web.Response:
-    order = await _order(request, _order_id(request))
+@api.route(summary="An order and its history", path=OrderPath, responses={200: OrderWithHistory, **ERRORS})
+async def get_order(request: web.Request, path: OrderPath) -> web.Response:
+    order = await _order(request, path.order_id)
     _same_unit(request, order)
     history = await request.app[ORDERS].history(order.id)
     return web.json_response({"order": order_json(order), "history": [event_json(e) for e in history]})
 
 
 @access.allow(AGENT, SUP, ADMIN)
-async def correct_order(request: web.Request) -> web.Response:
-    body, user = await json_body(request), access.current_user(request)
+@api.route(summary="Complete or correct an order", path=OrderPath, body=OrderPatch, responses={200: OneOrder, **ERRORS})
+async def correct_order(request: web.Request, path: OrderPath, body: OrderPatch) -> web.Response:
+    user = access.current_user(request)
     order = await _guard(lambda: request.app[ORDERS].correct(
-        _order_id(request), user.agent_id or user.username, category=_str(body, "category"),
-        subcategory=_str(body, "subcategory"), description=_str(body, "description"), address=_str(body, "address")))
+        path.order_id, user.agent_id or user.username, category=body.category,
+        subcategory=body.subcategory, description=body.description, address=body.address))
     return web.json_response({"order": order_json(order)})
 
 
 @access.allow(AGENT, SUP, ADMIN)
-async def order_event(request: web.Request) -> web.Response:
-    body, user = await json_body(request), access.current_user(request)
-    name = _str(body, "event") or ""
+@api.route(summary="Move an order: dispatch, resolve, escalate, extend; supervisors also adjudicate, archive",
+           path=OrderPath, body=OrderEventBody, responses={200: OneOrder, **ERRORS})
+async def order_event(request: web.Request, path: OrderPath, body: OrderEventBody) -> web.Response:
+    user = access.current_user(request)
+    name = body.event
     allowed = DESK_EVENTS | (SUPERVISOR_EVENTS if user.role in (SUP, ADMIN) else set()) | {"extend"}
     if name not in allowed:
         return json_error(400, f"event {name!r}: you may use {', '.join(sorted(allowed))}")
-    actor, reason, order_id = user.agent_id or user.username, _str(body, "reason") or "", _order_id(request)
+    actor, reason, order_id = user.agent_id or user.username, body.reason, path.order_id
     service = request.app[ORDERS]
     if name == "extend":
         order = await _guard(lambda: service.extend(order_id, actor, reason, _deadline(body)))
@@ -156,23 +287,25 @@ def _same_unit(request: web.Request, order: WorkOrder) -> None:
 
 
 @access.allow(UNIT)
-async def unit_orders(request: web.Request) -> web.Response:
+@api.route(summary="The unit's own orders", query=UnitOrderQuery, responses={200: UnitOrderList})
+async def unit_orders(request: web.Request, query: UnitOrderQuery) -> web.Response:
     user = access.current_user(request)
-    query = select(WorkOrder).where(WorkOrder.unit == user.unit).order_by(WorkOrder.id.desc()).limit(500)
-    if request.query.get("open") == "true":
-        query = query.where(WorkOrder.state.in_([s.value for s in lifecycle.OPEN]))
+    sql = select(WorkOrder).where(WorkOrder.unit == user.unit).order_by(WorkOrder.id.desc()).limit(500)
+    if query.open:
+        sql = sql.where(WorkOrder.state.in_([s.value for s in lifecycle.OPEN]))
     async with request.app[SESSIONMAKER]() as session:
-        orders = list((await session.execute(query)).scalars())
+        orders = list((await session.execute(sql)).scalars())
     return web.json_response({"unit": user.unit, "orders": [order_json(o) for o in orders]})
 
 
 @access.allow(UNIT)
-async def unit_action(request: web.Request) -> web.Response:
-    user, action = access.current_user(request), request.match_info["action"]
-    order = await _order(request, _order_id(request))
+@api.route(summary="A unit acknowledges, arrives, resolves or extends its order", path=UnitActionPath,
+           body=UnitActionBody, responses={200: OneOrder, **ERRORS})
+async def unit_action(request: web.Request, path: UnitActionPath, body: UnitActionBody) -> web.Response:
+    user, action = access.current_user(request), path.action
+    order = await _order(request, path.order_id)
     _same_unit(request, order)
-    body = await json_body(request)
-    actor, reason, service = f"unit:{user.unit}", _str(body, "reason") or _str(body, "result") or "", request.app[ORDERS]
+    actor, reason, service = f"unit:{user.unit}", body.reason or body.result or "", request.app[ORDERS]
     if action == "extend":
         order = await _guard(lambda: service.extend(order.id, actor, reason, _deadline(body)))
     elif action in UNIT_ACTIONS:
@@ -190,30 +323,30 @@ def followup_json(f: FollowUp) -> dict[str, Any]:
 
 
 @access.allow(AGENT, SUP, ADMIN)
+@api.route(summary="Follow-ups waiting for an agent", responses={200: FollowUpList})
 async def followup_list(request: web.Request) -> web.Response:
     return web.json_response({"follow_ups": [followup_json(f) for f in await request.app[FOLLOWUPS].agent_list()]})
 
 
 @access.allow(AGENT, SUP, ADMIN)
-async def followup_answer(request: web.Request) -> web.Response:
+@api.route(path=FollowUpPath, body=FollowUpAnswer, responses={200: OneFollowUp, **ERRORS})
+async def followup_answer(request: web.Request, path: FollowUpPath, body: FollowUpAnswer) -> web.Response:
     """An agent's own follow-up call: what the citizen said (1 satisfied, 2 not, none: unreachable)."""
-    body = await json_body(request)
-    digit = _str(body, "digit")
-    if digit not in ("1", "2", None):
-        return json_error(400, "digit: 1 (satisfied), 2 (not satisfied) or null (not reached)")
-    followup = await _guard(lambda: request.app[FOLLOWUPS].record_answer(request.match_info["followup_id"], digit))
+    digit = body.digit
+    followup = await _guard(lambda: request.app[FOLLOWUPS].record_answer(path.followup_id, digit))
     return web.json_response({"follow_up": followup_json(followup)})
 
 
 # ------------------------------------------------------------------ reports
 
 @access.allow(SUP, ADMIN)
-async def report(request: web.Request) -> web.Response:
-    settings, kind = request.app[SETTINGS], request.match_info["kind"]
-    fmt = request.query.get("format", "html")
-    if fmt not in FORMATS:
-        return json_error(400, f"format {fmt!r}: one of {', '.join(FORMATS)}")
-    when = (request.query.get("date") or request.query.get("week") or request.query.get("month")
+@api.route(summary="A report: daily ?date=, weekly ?week=, cycle or monthly ?month=; HTML, CSV or XLSX",
+           path=ReportPath, query=ReportQuery,
+           responses={200: tuple(FORMATS.values()), 404: api.Problem})
+async def report(request: web.Request, path: ReportPath, query: ReportQuery) -> web.Response:
+    settings, kind = request.app[SETTINGS], path.kind
+    fmt = query.format
+    when = ((query.date.isoformat() if query.date else None) or query.week or query.month
             or default_when(kind, settings.hotline.timezone))
     try:
         built = await build_for(settings, request.app[SESSIONMAKER], request.app[ORDERS].categories, kind, when)
@@ -243,41 +376,45 @@ async def _handover_step(action: Callable[[], Awaitable[Any]]) -> web.Response:
 
 
 @access.allow(SUP, ADMIN)
-async def handover_draft(request: web.Request) -> web.Response:
-    body, user = await json_body(request), access.current_user(request)
+@api.route(summary="Draft the handover of a shift (a time without offset is the hotline's)", body=HandoverDraft,
+           responses={200: OneHandover, **ERRORS})
+async def handover_draft(request: web.Request, body: HandoverDraft) -> web.Response:
+    user = access.current_user(request)
     zone = zoneinfo.ZoneInfo(request.app[SETTINGS].hotline.timezone)
-    try:
-        start, end = (datetime.fromisoformat(_str(body, k) or "") for k in ("shift_start", "shift_end"))
-    except ValueError:
-        return json_error(400, "shift_start, shift_end: ISO times such as 2026-11-23T08:00:00+08:00")
+    start, end = body.shift_start, body.shift_end
     start, end = (t if t.tzinfo else t.replace(tzinfo=zone) for t in (start, end))
     return await _handover_step(lambda: request.app[HANDOVERS].draft(start, end, user.username))
 
 
 @access.allow(SUP, ADMIN)
-async def handover_get(request: web.Request) -> web.Response:
-    return await _handover_step(lambda: request.app[HANDOVERS].get(int(request.match_info["handover_id"])))
+@api.route(summary="A handover", path=HandoverPath, responses={200: OneHandover, **ERRORS})
+async def handover_get(request: web.Request, path: HandoverPath) -> web.Response:
+    return await _handover_step(lambda: request.app[HANDOVERS].get(path.handover_id))
 
 
 @access.allow(SUP, ADMIN)
-async def handover_notes(request: web.Request) -> web.Response:
-    body, user = await json_body(request), access.current_user(request)
+@api.route(summary="Add the outgoing shift's notes", path=HandoverPath, body=HandoverNotes,
+           responses={200: OneHandover, **ERRORS})
+async def handover_notes(request: web.Request, path: HandoverPath, body: HandoverNotes) -> web.Response:
+    user = access.current_user(request)
     return await _handover_step(lambda: request.app[HANDOVERS].add_notes(
-        int(request.match_info["handover_id"]), user.username, _str(body, "notes"), _str(body, "flood_notes")))
+        path.handover_id, user.username, body.notes, body.flood_notes))
 
 
 @access.allow(SUP, ADMIN)
-async def handover_accept(request: web.Request) -> web.Response:
+@api.route(summary="The incoming shift accepts the handover", path=HandoverPath, body=api.Empty,
+           responses={200: OneHandover, **ERRORS})
+async def handover_accept(request: web.Request, path: HandoverPath, body: api.Empty) -> web.Response:
     user = access.current_user(request)
-    return await _handover_step(lambda: request.app[HANDOVERS].accept(int(request.match_info["handover_id"]),
-                                                                      user.username))
+    return await _handover_step(lambda: request.app[HANDOVERS].accept(path.handover_id, user.username))
 
 
 @access.allow(SUP, ADMIN)
-async def handover_close(request: web.Request) -> web.Response:
+@api.route(summary="The outgoing shift closes an accepted handover", path=HandoverPath, body=api.Empty,
+           responses={200: OneHandover, **ERRORS})
+async def handover_close(request: web.Request, path: HandoverPath, body: api.Empty) -> web.Response:
     user = access.current_user(request)
-    return await _handover_step(lambda: request.app[HANDOVERS].close(int(request.match_info["handover_id"]),
-                                                                     user.username))
+    return await _handover_step(lambda: request.app[HANDOVERS].close(path.handover_id, user.username))
 
 
 async def _services(app: web.Application) -> None:

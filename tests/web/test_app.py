@@ -87,7 +87,7 @@ async def web_app(settings, sessionmaker, redis_client) -> tuple[web.Application
         "web": settings.web.model_copy(update={"login_attempts_per_minute": 3}),
     })
     async with sessionmaker() as session, session.begin():
-        await users.create_user(session, "sup", "sup-password-1", access.SUPERVISOR)
+        await users.create_user(session, "sup", "sup-password-1", access.SUPERVISOR, phone="1009")
         await users.create_user(session, "a1001", "agent-password-1", access.AGENT, agent_id="1001")
         unit = await users.create_user(session, "unit7", "unit-password-1", access.UNIT, unit="unit7")
         await users.issue_token(session, unit, token="unit7-token")
@@ -242,16 +242,19 @@ async def test_only_supervisors_listen_in_and_bad_requests_say_why(aiohttp_clien
     app, _, agents = web_app
     client = await aiohttp_client(app)
     csrf = (await sign_in(client, "a1001", "agent-password-1"))["csrf_token"]
-    r = await client.post("/api/agents/1001/spy", json={"endpoint": "PJSIP/1009"}, headers={"X-CSRF-Token": csrf})
+    r = await client.post("/api/agents/1001/spy", json={}, headers={"X-CSRF-Token": csrf})
     assert r.status == 403
     await client.post("/api/logout", headers={"X-CSRF-Token": csrf})
     csrf = (await sign_in(client, "sup", "sup-password-1"))["csrf_token"]
     headers = {"X-CSRF-Token": csrf}
-    r = await client.post("/api/agents/1001/spy", json={"mode": "whisper", "endpoint": "PJSIP/1009"}, headers=headers)
+    r = await client.post("/api/agents/1001/spy", json={"mode": "whisper"}, headers=headers)
     assert r.status == 200 and agents.done[-1] == ("spy", "1001", "whisper", "sup")
-    r = await client.post("/api/agents/1001/spy", json={"mode": "shout", "endpoint": "PJSIP/1009"}, headers=headers)
-    assert r.status == 400 and "shout" in (await r.json())["error"]
-    r = await client.post("/api/agents/1002/spy", json={"endpoint": "PJSIP/1009"}, headers=headers)
+    r = await client.post("/api/agents/1001/spy", json={"mode": "shout"}, headers=headers)
+    assert r.status == 400 and (await r.json())["error"].startswith("mode: ")
+    r = await client.post("/api/agents/1001/spy", json={"mode": "listen", "endpoint": "PJSIP/00882161234567@trunk"},
+                          headers=headers)
+    assert r.status == 400 and (await r.json())["fields"] == [{"field": "endpoint", "error": "unknown field"}]
+    r = await client.post("/api/agents/1002/spy", json={}, headers=headers)
     assert r.status == 409 and "not on a call" in (await r.json())["error"]
 
 
