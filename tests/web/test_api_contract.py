@@ -153,14 +153,16 @@ async def test_bad_input_is_a_4xx_that_names_the_field(aiohttp_client, hotline) 
     assert r.status == 413 and (await r.json())["fields"][0]["field"] == "body"
 
 
-def _operations(schema: Any, role: str) -> list[Any]:
+def _operations(schema: Any, role: str, last_run: bool) -> list[Any]:
     found = []
     for result in schema.get_all_operations():
         operation = result.ok()
         roles = operation.definition.raw.get("x-roles", [])
+        if operation.path == "/api/logout" and not last_run:
+            continue
         if role in roles or (role == access.ADMIN and "public" in roles):
             found.append(operation)
-    # Signing out last: whatever it ends must not end the other operations' log-in.
+    # Signing out last, in the role's last run: whatever it ends must not end the others' log-in.
     return sorted(found, key=lambda op: (op.path == "/api/logout", op.path, op.method))
 
 
@@ -172,7 +174,8 @@ def _fuzz(base_url: str, role: str, mode: GenerationMode, examples: int, deadlin
     schema = schemathesis.openapi.from_url(f"{base_url}{api.OPENAPI_PATH}", headers=headers, timeout=10)
     failures: list[str] = []
     session = requests.Session()
-    for operation in _operations(schema, role):
+    last_run = (role, mode, examples) == [run for run in RUNS if run[0] == role][-1]
+    for operation in _operations(schema, role, last_run):
         raw = operation.definition.raw
         if mode == GenerationMode.NEGATIVE and not (raw.get("parameters") or raw.get("requestBody")):
             continue   # nothing to get wrong
