@@ -42,10 +42,9 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import NoneType, UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 from aiohttp import web
-from apispec import APISpec
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -57,6 +56,9 @@ from pydantic import (
 )
 
 from callcenter.web import access
+
+if TYPE_CHECKING:
+    from apispec import APISpec
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ROUTE = "__callcenter_api_route__"
@@ -367,6 +369,7 @@ STATUS_TEXT = {200: "Done", 201: "Created", 204: "No content", 206: "Part of the
 
 def build_openapi(app: web.Application) -> dict[str, Any]:
     """The OpenAPI 3.1 document of every route in `app.router`."""
+    from apispec import APISpec  # only when the document is asked for: serving calls needs none of it
     spec = APISpec(title="callcenter hotline API", version="1", openapi_version="3.1.0",
                    info={"description": __doc__.split("\n\n")[0] if __doc__ else ""})
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer",
