@@ -5,19 +5,57 @@ Bad input is a 400 naming the field; a speech engine that cannot speak the notic
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
+from pydantic import Field
 
 from callcenter.notices.models import Outage
 from callcenter.notices.service import NoticeAudioError, NoticeError, NoticeService
-from callcenter.web import access
-from callcenter.web.auth import json_body, json_error, json_exception
+from callcenter.web import access, api
+from callcenter.web.auth import json_error
 from callcenter.web.keys import SESSIONMAKER, SETTINGS
 
 log = logging.getLogger(__name__)
 NOTICES = web.AppKey("notices", NoticeService)
+
+
+class NewNotice(api.Body):
+    kind: Literal["planned", "temporary"]
+    areas: list[api.Name] = Field(min_length=1, max_length=200)
+    starts_at: api.Moment
+    ends_at: api.Moment
+    text: Annotated[str, api.text(500, min_length=1)] = Field(description="what callers hear (spoken by espeak-ng)")
+    cause: api.Line = ""
+
+
+class OutagePath(api.Path):
+    outage_id: api.Id
+
+
+class OutageOut(api.Answer):
+    id: int
+    kind: str
+    areas: list[str]
+    starts_at: str
+    ends_at: str
+    text: str
+    cancelled: bool
+
+
+class OneOutage(api.Answer):
+    outage: OutageOut
+
+
+class ExpectedLoad(api.Answer):
+    outages: int
+    areas: int
+    customers_affected: int
+
+
+class Outages(api.Answer):
+    outages: list[OutageOut]
+    expected_load: ExpectedLoad
 
 
 def outage_json(o: Outage) -> dict[str, Any]:
@@ -26,35 +64,17 @@ def outage_json(o: Outage) -> dict[str, Any]:
             "announced_late": o.announced_late, "cancelled": o.cancelled}
 
 
-def _time(body: dict[str, Any], field: str) -> datetime:
-    value = body.get(field)
-    try:
-        if not isinstance(value, str):
-            raise ValueError
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise json_exception(web.HTTPBadRequest,
-                             f"{field}: an ISO time such as 2026-11-28T08:00:00+08:00") from None
-
-
-def _words(body: dict[str, Any], field: str) -> str:
-    value = body.get(field, "")
-    if not isinstance(value, str):
-        raise json_exception(web.HTTPBadRequest, f"{field}: text")
-    return value
-
-
 @access.allow(access.SUPERVISOR, access.ADMIN)
-async def create(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    starts_at, ends_at = _time(body, "starts_at"), _time(body, "ends_at")
-    areas = body.get("areas")
-    if not isinstance(areas, list):
-        return json_error(400, "areas: a list of area names")
+@api.route(summary="Enter an outage notice: spoken to the callers of the affected areas", body=NewNotice,
+           responses={201: OneOutage})
+async def create(request: web.Request, body: NewNotice) -> web.Response:
+    starts_at, ends_at = body.starts_at, body.ends_at
+    areas = body.areas
     try:
         outage = await request.app[NOTICES].create(
-            kind=_words(body, "kind"), areas=areas, starts_at=starts_at, ends_at=ends_at,
-            text=_words(body, "text"), cause=_words(body, "cause"), by=access.current_user(request).username)
+            kind=body.kind, areas=areas, starts_at=starts_at, ends_at=ends_at,
+            text=body.text, cause=body.cause,
+            by=access.current_user(request).username)
     except NoticeError as exc:
         return json_error(400, str(exc))
     except NoticeAudioError as exc:
@@ -64,6 +84,7 @@ async def create(request: web.Request) -> web.Response:
 
 
 @access.allow(access.AGENT, access.SUPERVISOR, access.ADMIN)
+@api.route(summary="Current outages and the calls to expect", responses={200: Outages})
 async def listing(request: web.Request) -> web.Response:
     service = request.app[NOTICES]
     return web.json_response({"outages": [outage_json(o) for o in await service.current()],
@@ -71,12 +92,10 @@ async def listing(request: web.Request) -> web.Response:
 
 
 @access.allow(access.SUPERVISOR, access.ADMIN)
-async def cancel(request: web.Request) -> web.Response:
-    digits = request.match_info["outage_id"]
+@api.route(summary="Cancel an outage notice", path=OutagePath, responses={200: OneOutage, 404: api.Problem})
+async def cancel(request: web.Request, path: OutagePath) -> web.Response:
     try:
-        if len(digits) > 12:   # no such id, and int() of thousands of digits is refused
-            raise LookupError(f"no outage {digits[:12]}…")
-        outage = await request.app[NOTICES].cancel(int(digits))
+        outage = await request.app[NOTICES].cancel(path.outage_id)
     except LookupError as exc:
         return json_error(404, str(exc))
     return web.json_response({"outage": outage_json(outage)})

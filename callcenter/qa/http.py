@@ -20,28 +20,106 @@ calls contain a word is itself what was said).
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from pydantic import Field, Strict
 from sqlalchemy import select
 
 from callcenter.calls import visibility
 from callcenter.qa import review
-from callcenter.web import access
-from callcenter.web.auth import json_body, json_error, json_exception
+from callcenter.web import access, api
+from callcenter.web.auth import json_error, json_exception
 from callcenter.web.keys import SESSIONMAKER, SETTINGS
 from callcenter.web.models import User
-from callcenter.workdays import FIRST_YEAR, LAST_YEAR, check_day
 
 SCORECARDS = web.AppKey("qa_scorecards", review.Scorecards)
 
 AGENT, QA, SUP, ADMIN = access.AGENT, access.QA, access.SUPERVISOR, access.ADMIN
 CHANNELS = ("caller", "agent")
 MAX_LIMIT = 200
+Score = Annotated[float, Field(ge=0, le=100)]
+CallId = Annotated[str, api.text(36, min_length=1)]
+
+
+class SearchQuery(api.Query):
+    words: Annotated[str, api.text(1400)] = Field("", description="words said, separated by spaces or commas")
+    channel: Literal["caller", "agent"] | None = None
+    agent_id: api.Name | None = None
+    category: api.Name | None = None
+    since: api.Day | None = Field(None, alias="from", description="the first day, in the hotline's time zone")
+    until: api.Day | None = Field(None, alias="to", description="the last day (included)")
+    min_score: Score | None = None
+    max_score: Score | None = None
+    check: api.Name | None = Field(None, description="a check the call failed")
+    limit: int = Field(50, ge=1, le=MAX_LIMIT)
+    offset: api.Offset = 0
+
+
+class AssignmentRun(api.Body):
+    week: api.Week
+    per_agent: Annotated[int, Strict(), Field(ge=0, le=100)] = review.DEFAULT_PER_AGENT
+
+
+class AssignmentQuery(api.Query):
+    week: api.Week | None = None
+    reviewer: api.Name | None = None
+
+
+class ReviewBody(api.Body):
+    call_id: CallId
+    items: dict[api.Name, Annotated[float, Field(ge=0, le=1000)]] = Field(max_length=100)
+    comment: Annotated[str, api.text(2000, multiline=True)] = ""
+
+
+class CallPath(api.Path):
+    call_id: CallId
+
+
+class ReviewerPath(api.Path):
+    username: api.Name
+
+
+class QueuesBody(api.Body):
+    queues: list[api.Name] = Field(max_length=100)
+
+
+class Found(api.Answer):
+    """Calls found (and, for listeners, the words' hits)."""
+
+
+class AssignmentRunOut(api.Answer):
+    week: str
+    assigned: list[dict[str, Any]]
+    unassigned: list[str]
+
+
+class AssignmentList(api.Answer):
+    assignments: list[dict[str, Any]]
+
+
+class ReviewOut(api.Answer):
+    replaced: bool
+
+
+class CallDetail(api.Answer):
+    audio_link: str | None
+
+
+class Scorecard(api.Answer):
+    name: str
+
+
+class Reviewer(api.Answer):
+    username: str
+    queues: list[str]
+
+
+class ReviewerList(api.Answer):
+    reviewers: list[Reviewer]
 
 
 def _bad(message: str) -> web.HTTPException:
@@ -56,90 +134,52 @@ async def scope_for(request: web.Request, user: access.User) -> visibility.Scope
     return await visibility.scope_for(request.app[SESSIONMAKER], user)
 
 
-def _number(query: Any, key: str, low: float, high: float) -> float | None:
-    raw = query.get(key)
-    if raw in (None, ""):
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not low <= value <= high:
-        raise _bad(f"{key}: a number from {low:g} to {high:g}")
-    return value
-
-
-def _day(query: Any, key: str, tz: str) -> datetime | None:
-    raw = query.get(key)
-    if not raw:
-        return None
-    try:
-        day = check_day(date.fromisoformat(raw), key)
-    except ValueError:
-        raise _bad(f"{key}: a day from {FIRST_YEAR} to {LAST_YEAR}, e.g. 2026-11-23") from None
-    return datetime.combine(day, time(0), tzinfo=ZoneInfo(tz))
-
-
-def _text(query: Any, key: str) -> str | None:
-    """A short text filter (an id, a name, a week); NUL and long values are refused."""
-    raw = query.get(key)
-    if not raw:
-        return None
-    if len(raw) > 64 or "\x00" in raw:
-        raise _bad(f"{key}: up to 64 characters, without NUL")
-    return str(raw)
-
-
-def _call_id(request: web.Request) -> str:
-    raw = request.match_info["call_id"]
-    if len(raw) > 36 or "\x00" in raw:
-        raise _not_found("no such call")
-    return raw
+def _day(day: date | None, tz: str) -> datetime | None:
+    return datetime.combine(day, time(0), tzinfo=ZoneInfo(tz)) if day else None
 
 
 @access.allow(*visibility.READERS)
-async def search(request: web.Request) -> web.Response:
+@api.route(summary="Search calls by words said, agent, category, days, score and failed check",
+           query=SearchQuery, responses={200: Found})
+async def search(request: web.Request, query: SearchQuery) -> web.Response:
     """`from`/`to` are days in the hotline's time zone, both included."""
     user = access.current_user(request)
-    q = request.query
-    words = tuple(dict.fromkeys(w for w in re.split(r"[\s,，]+", q.get("words", "")) if w))
-    if len(words) > 20 or any(len(w) > 64 or "\x00" in w for w in words):
-        raise _bad("words: at most 20 words of up to 64 characters, without NUL")
-    channel = q.get("channel") or None
-    if channel is not None and channel not in CHANNELS:
-        raise _bad(f"channel: one of {', '.join(CHANNELS)}")
+    q = query
+    words = tuple(dict.fromkeys(w for w in re.split(r"[\s,，]+", q.words) if w))
+    if len(words) > 20 or any(len(w) > 64 for w in words):
+        raise _bad("words: at most 20 words of up to 64 characters")
+    channel = q.channel
     scope = await scope_for(request, user)
     if not scope.words:
-        for key in ("words", "channel"):
-            if q.get(key):
+        for key, given in (("words", q.words), ("channel", q.channel)):
+            if given:
                 raise json_exception(web.HTTPForbidden, f"{key}: you may not search by words said "
                                                         "(your role reads no transcripts)")
     tz = request.app[SETTINGS].hotline.timezone
-    until = _day(q, "to", tz)
+    until = _day(q.until, tz)
     found = await review.search(request.app[SESSIONMAKER], review.Search(
         words=words, channel=channel,
-        agent_id=scope.agent_id if user.role == AGENT else _text(q, "agent_id"),
-        category=_text(q, "category"), since=_day(q, "from", tz),
+        agent_id=scope.agent_id if user.role == AGENT else q.agent_id,
+        category=q.category, since=_day(q.since, tz),
         until=until + timedelta(days=1) if until else None,
-        min_score=_number(q, "min_score", 0, 100), max_score=_number(q, "max_score", 0, 100),
-        failed_check=_text(q, "check"),
-        limit=int(_number(q, "limit", 1, MAX_LIMIT) or 50), offset=int(_number(q, "offset", 0, 1e9) or 0),
+        min_score=q.min_score, max_score=q.max_score,
+        failed_check=q.check,
+        limit=q.limit, offset=q.offset,
         scope=scope))
     return web.json_response(found)
 
 
 @access.allow(SUP, ADMIN)
-async def run_assignments(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    per_agent = body.get("per_agent", review.DEFAULT_PER_AGENT)
-    if isinstance(per_agent, bool) or not isinstance(per_agent, int) or not 0 <= per_agent <= 100:
-        raise _bad("per_agent: calls sampled per agent, 0 to 100")
+@api.route(summary="Run the weekly assignment: the sample per agent and every flagged call", body=AssignmentRun,
+           responses={200: AssignmentRunOut})
+async def run_assignments(request: web.Request, body: AssignmentRun) -> web.Response:
+    per_agent = body.per_agent
     settings = request.app[SETTINGS]
     secret = settings.web.secret_key.get_secret_value() if settings.web.secret_key else ""
     # Seeded by the secret: reproducible, but no agent can work out which calls will be drawn.
     seed = hashlib.sha256(f"qa-sample\x1f{secret}".encode()).hexdigest()
     try:
-        result = await review.assign(request.app[SESSIONMAKER], str(body.get("week", "")),
+        result = await review.assign(request.app[SESSIONMAKER], body.week,
                                      tz=settings.hotline.timezone, seed=seed, now=datetime.now(UTC),
                                      per_agent=per_agent)
     except review.ReviewError as exc:
@@ -149,30 +189,28 @@ async def run_assignments(request: web.Request) -> web.Response:
 
 
 @access.allow(QA, SUP, ADMIN)
-async def list_assignments(request: web.Request) -> web.Response:
+@api.route(summary="Assignments (QA: their own)", query=AssignmentQuery, responses={200: AssignmentList})
+async def list_assignments(request: web.Request, query: AssignmentQuery) -> web.Response:
     user = access.current_user(request)
-    reviewer = user.username if user.role == QA else _text(request.query, "reviewer")
+    reviewer = user.username if user.role == QA else query.reviewer
     rows = await review.assignments(request.app[SESSIONMAKER], reviewer=reviewer,
-                                    week=_text(request.query, "week"))
+                                    week=query.week)
     return web.json_response({"assignments": [
         {**review.assignment_json(a), "reviewed": r is not None, "total": r.total if r else None} for a, r in rows]})
 
 
 @access.allow(QA)
-async def submit_review(request: web.Request) -> web.Response:
+@api.route(summary="Score a call assigned to you", body=ReviewBody,
+           responses={200: ReviewOut, 201: ReviewOut, 404: api.Problem})
+async def submit_review(request: web.Request, body: ReviewBody) -> web.Response:
     user = access.current_user(request)
-    body = await json_body(request)
-    call_id, comment = body.get("call_id"), body.get("comment", "")
-    if not isinstance(call_id, str) or not call_id or len(call_id) > 36 or "\x00" in call_id:
-        raise _bad("call_id: the call reviewed")
-    if not isinstance(comment, str) or len(comment) > 2000 or "\x00" in comment:
-        raise _bad("comment: text of up to 2000 characters, without NUL")
+    call_id, comment = body.call_id, body.comment
     sessionmaker = request.app[SESSIONMAKER]
     assignment = await review.assignment_of(sessionmaker, call_id, user.username)
     if assignment is None:
         raise _not_found("no such call assigned to you")
     try:
-        saved, replaced = await review.score(sessionmaker, request.app[SCORECARDS], assignment, body.get("items"),
+        saved, replaced = await review.score(sessionmaker, request.app[SCORECARDS], assignment, body.items,
                                              user.username, now=datetime.now(UTC), comment=comment.strip())
     except review.ScoreError as exc:
         return json_error(400, str(exc))
@@ -180,9 +218,11 @@ async def submit_review(request: web.Request) -> web.Response:
 
 
 @access.allow(*visibility.READERS)
-async def call(request: web.Request) -> web.Response:
+@api.route(summary="A call's checks, assignment and reviews (listeners: and its words)", path=CallPath,
+           responses={200: CallDetail, 404: api.Problem})
+async def call(request: web.Request, path: CallPath) -> web.Response:
     user = access.current_user(request)
-    call_id = _call_id(request)
+    call_id = path.call_id
     scope = await scope_for(request, user)
     found = await review.call_detail(request.app[SESSIONMAKER], call_id, scope)
     if found is None:
@@ -193,12 +233,14 @@ async def call(request: web.Request) -> web.Response:
 
 
 @access.allow(AGENT, QA, SUP, ADMIN)
+@api.route(summary="The scorecard reviewers score on", responses={200: Scorecard})
 async def scorecard(request: web.Request) -> web.Response:
     cards = request.app[SCORECARDS]
     return web.json_response({"name": cards.default, **cards.card.model_dump()})
 
 
 @access.allow(SUP, ADMIN)
+@api.route(summary="QA users and the queues they cover", responses={200: ReviewerList})
 async def list_reviewers(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER]() as session:
         team = await review.reviewers(session)
@@ -207,14 +249,13 @@ async def list_reviewers(request: web.Request) -> web.Response:
 
 
 @access.allow(SUP, ADMIN)
-async def set_reviewer_queues(request: web.Request) -> web.Response:
-    username = request.match_info["username"]
-    if len(username) > 64 or "\x00" in username:
-        raise _not_found("no such QA user")
-    body = await json_body(request)
-    queues = body.get("queues")
+@api.route(summary="The queues a QA user covers ([] covers every queue)", path=ReviewerPath, body=QueuesBody,
+           responses={200: Reviewer, 404: api.Problem})
+async def set_reviewer_queues(request: web.Request, path: ReviewerPath, body: QueuesBody) -> web.Response:
+    username = path.username
+    queues = body.queues
     known = [q.name for q in request.app[SETTINGS].queues]
-    if not isinstance(queues, list) or any(q not in known for q in queues):
+    if any(q not in known for q in queues):
         raise _bad(f"queues: a list of queue names ({', '.join(known)}); [] covers every queue")
     sessionmaker = request.app[SESSIONMAKER]
     async with sessionmaker() as session:

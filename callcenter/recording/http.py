@@ -21,9 +21,10 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
+from pydantic import Field, StringConstraints
 
 from callcenter.calls import visibility
 from callcenter.calls.models import Call
@@ -31,13 +32,55 @@ from callcenter.recording.playback import CONTENT_TYPES, playback_path
 from callcenter.recording.retention import erase_caller
 from callcenter.recording.signing import ExpiredLink, TamperedLink, audio_url, link_key, verify
 from callcenter.recording.store import TranscriptStore
-from callcenter.web import access
-from callcenter.web.auth import json_body, json_error
+from callcenter.web import access, api
+from callcenter.web.auth import json_error
 from callcenter.web.keys import SESSIONMAKER, SETTINGS
 
 log = logging.getLogger(__name__)
 
 LISTENERS = visibility.LISTENERS
+
+
+class CallPath(api.Path):
+    call_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+
+
+class AudioLinkQuery(api.Query):
+    exp: Annotated[str, api.text(64)] = Field("", description="unix seconds")
+    sig: Annotated[str, api.text(128)] = Field("", description="the link's signature")
+
+
+class Erasure(api.Body):
+    number: Annotated[str, api.text(32, min_length=1)]
+    reason: Annotated[str, api.text(500, min_length=1)]
+
+
+class AudioLink(api.Answer):
+    url: str
+    expires_at: str
+
+
+class Word(api.Answer):
+    channel: str
+    word: str
+    start_s: float
+    end_s: float
+
+
+class Transcript(api.Answer):
+    call_id: str
+    model: str
+    audio_s: float
+    checks: Any
+    words: list[Word]
+
+
+class Erased(api.Answer):
+    number: str
+    calls_erased: int
+
+
+NOT_FOUND = {404: api.Problem}
 
 
 def _not_found(what: str = "no such recording") -> web.HTTPNotFound:
@@ -112,6 +155,8 @@ def range_answer(header: str | None, size: int) -> str:
 
 
 @access.allow(*LISTENERS)
+@api.route(summary="A signed, expiring link to a call's audio", path=CallPath, body=api.Empty,
+           responses={200: AudioLink, **NOT_FOUND})
 async def audio_link(request: web.Request) -> web.Response:
     user = access.current_user(request)
     call = await _call_heard_by(request, user, needs="audio")
@@ -124,10 +169,13 @@ async def audio_link(request: web.Request) -> web.Response:
 
 
 @access.public   # the signature is the permission: it was given only to someone who may hear the call
-async def audio(request: web.Request) -> web.StreamResponse:
+@api.route(summary="A call's audio (the signed link; Range requests work)", path=CallPath, query=AudioLinkQuery,
+           responses={200: tuple(CONTENT_TYPES.values()), 206: tuple(CONTENT_TYPES.values()), 403: api.Problem,
+                      410: api.Problem, 416: None})
+async def audio(request: web.Request, query: AudioLinkQuery) -> web.StreamResponse:
     call_id = _call_id(request)
     try:
-        verify(call_id, request.query.get("exp", ""), request.query.get("sig", ""), _key(request.app), time.time())
+        verify(call_id, query.exp, query.sig, _key(request.app), time.time())
     except TamperedLink:
         return json_error(403, "this audio link is not valid")
     except ExpiredLink:
@@ -157,6 +205,8 @@ class _WholeFile(web.FileResponse):
 
 
 @access.allow(*LISTENERS)
+@api.route(summary="A call's transcript: words with times, and the checks", path=CallPath,
+           responses={200: Transcript, **NOT_FOUND})
 async def transcript(request: web.Request) -> web.Response:
     call = await _call_heard_by(request, access.current_user(request), needs="words")
     store = TranscriptStore(request.app[SESSIONMAKER])
@@ -173,12 +223,12 @@ async def transcript(request: web.Request) -> web.Response:
 
 
 @access.allow(access.ADMIN)
-async def erase(request: web.Request) -> web.Response:
+@api.route(body=Erasure, responses={200: Erased})
+async def erase(request: web.Request, body: Erasure) -> web.Response:
     """A caller's request: erase the recordings, transcripts and words of every call from a number."""
     user = access.current_user(request)
-    body = await json_body(request)
-    number, reason = str(body.get("number", "")).strip(), str(body.get("reason", "")).strip()
-    if not number or len(number) > 32 or "\x00" in number:
+    number, reason = body.number.strip(), body.reason.strip()
+    if not number or len(number) > 32:
         return json_error(400, "number: the caller's number, as the call records have it")
     if not reason or len(reason) > 500 or "\x00" in reason:
         return json_error(400, "reason: why the recordings are erased (kept in the audit trail)")

@@ -7,17 +7,67 @@ supervisor's own `phone`."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal, get_args
 
 from aiohttp import web
+from pydantic import Field, RootModel
 
 from callcenter.ami.errors import AmiError, UnsafeField
 from callcenter.calls.engine import EndpointRefused
-from callcenter.web import access
-from callcenter.web.auth import json_body, json_error
+from callcenter.web import access, api
+from callcenter.web.auth import json_error
 from callcenter.web.keys import AGENT_CONTROL, AgentControl
 
-PAUSE_REASONS = ("break", "training", "follow_up", "meeting", "after_call_work", "other")
+PauseReason = Literal["break", "training", "follow_up", "meeting", "after_call_work", "other"]
+SpyMode = Literal["listen", "whisper", "barge"]
+PAUSE_REASONS, SPY_MODES = get_args(PauseReason), get_args(SpyMode)
+
+
+class AgentPath(api.Path):
+    agent_id: api.Name
+
+
+class LogInBody(api.Body):
+    endpoint: api.Name | None = Field(None, description="one of the agent's configured endpoints; none: the first")
+
+
+class PauseBody(api.Body):
+    reason: PauseReason = "break"
+
+
+class WrapUpBody(api.Body):
+    seconds: float = Field(30, gt=0, le=600)
+
+
+class SpyBody(api.Body):
+    mode: SpyMode = "listen"
+
+
+class TransferBody(api.Body):
+    queue: api.Name | None = None
+    agent: api.Name | None = None
+
+
+class ConsultBody(api.Body):
+    agent: api.Name
+
+
+class AgentDone(api.Answer):
+    agent_id: str
+    done: str
+
+
+class AgentList(RootModel[list[dict[str, Any]]]):
+    pass
+
+
+class CallDone(api.Answer):
+    """What the engine did to the call (its id and the action's details)."""
+
+
+ON_A_CALL = {200: CallDone, 404: api.Problem, 409: api.Problem, 503: api.Problem}
+BODIES: dict[str, type[api.Body]] = {"login": LogInBody, "logout": api.Empty, "pause": PauseBody,
+                                     "ready": api.Empty, "wrapup/extend": WrapUpBody}
 
 
 def _agent_id(request: web.Request) -> str:
@@ -28,31 +78,23 @@ def _agent_id(request: web.Request) -> str:
     return agent_id
 
 
-async def _act(request: web.Request, action: str) -> web.Response:
+async def _act(request: web.Request, action: str, body: Any) -> web.Response:
     agent_id = _agent_id(request)
     control = request.app.get(AGENT_CONTROL)
     if control is None:
         return json_error(409, "no engine runs in this process")
-    body = await json_body(request)
     try:
         if action == "login":
-            endpoint = body.get("endpoint")
-            if endpoint is not None and not isinstance(endpoint, str):
-                return json_error(400, "endpoint: the id of one of your phones, as text (or none: your own)")
-            await control.login(agent_id, endpoint)
+            await control.login(agent_id, body.endpoint)
         elif action == "logout":
             await control.logout(agent_id)
         elif action == "pause":
-            reason = str(body.get("reason", "break"))
-            if reason not in PAUSE_REASONS:
-                return json_error(400, f"unknown pause reason {reason!r} (reasons: {', '.join(PAUSE_REASONS)})")
+            reason = body.reason
             await control.pause(agent_id, reason)
         elif action == "ready":
             await control.ready(agent_id)
         elif action == "wrapup/extend":
-            seconds = body.get("seconds", 30)
-            if not isinstance(seconds, int | float) or not 0 < seconds <= 600:
-                return json_error(400, "seconds: a number from 1 to 600")
+            seconds = body.seconds
             await control.extend_wrapup(agent_id, float(seconds))
     except EndpointRefused as exc:
         return json_error(400, str(exc))
@@ -65,14 +107,17 @@ async def _act(request: web.Request, action: str) -> web.Response:
 
 def _action(action: str) -> Any:
     @access.allow(access.AGENT, access.SUPERVISOR, access.ADMIN)
-    async def handler(request: web.Request) -> web.Response:
-        return await _act(request, action)
+    @api.route(summary=f"Agent {action} (an agent only for themself)", path=AgentPath, body=BODIES[action],
+               responses={200: AgentDone, 404: api.Problem, 409: api.Problem})
+    async def handler(request: web.Request, path: AgentPath, body: Any) -> web.Response:
+        return await _act(request, action, body)
 
     handler.__name__ = f"agent_{action.replace('/', '_')}"
     return handler
 
 
 @access.allow(access.AGENT, access.SUPERVISOR, access.ADMIN)
+@api.route(summary="Every agent and their state", responses={200: AgentList, 409: api.Problem})
 async def list_agents(request: web.Request) -> web.Response:
     control = request.app.get(AGENT_CONTROL)
     if control is None:
@@ -81,24 +126,19 @@ async def list_agents(request: web.Request) -> web.Response:
 
 
 @access.allow(access.SUPERVISOR)
-async def spy(request: web.Request) -> web.Response:
+@api.route(path=AgentPath, body=SpyBody, responses=ON_A_CALL)
+async def spy(request: web.Request, path: AgentPath, body: SpyBody) -> web.Response:
     """Listen, whisper or barge on an agent's call from the supervisor's own phone (the user's
     `phone`), supervisors only: {"mode": "listen"}."""
     control = request.app.get(AGENT_CONTROL)
     if control is None:
         return json_error(409, "no engine runs in this process")
-    body = await json_body(request)
-    if "endpoint" in body:
-        return json_error(400, "endpoint: not taken; the supervisor's own phone (users' phone setting) rings")
-    mode = body.get("mode", "listen")
-    if not isinstance(mode, str) or mode not in SPY_MODES:
-        return json_error(400, f"mode {str(mode)[:20]!r}: one of {', '.join(SPY_MODES)}")
     user = access.current_user(request)
     if not user.phone:
-        return json_error(409, f"user {user.username} has no phone to ring: an admin sets the user's phone "
+        return json_error(409, f"phone: user {user.username} has no phone to ring: an admin sets the user's phone "
                                "(the id of an [[agents]] endpoint)")
     try:
-        done = await control.spy(request.match_info["agent_id"], user.phone, mode, user.username)
+        done = await control.spy(path.agent_id, user.phone, body.mode, user.username)
     except LookupError as exc:
         return json_error(404, str(exc).strip("'\""))
     except UnsafeField as exc:
@@ -108,9 +148,6 @@ async def spy(request: web.Request) -> web.Response:
     except AmiError as exc:
         return json_error(503, f"Asterisk did not take it: {exc}")
     return web.json_response(done)
-
-
-SPY_MODES = ("listen", "whisper", "barge")
 
 
 async def _on_a_call(request: web.Request, work: Callable[[AgentControl], Awaitable[dict[str, Any]]]) -> web.Response:
@@ -129,30 +166,28 @@ async def _on_a_call(request: web.Request, work: Callable[[AgentControl], Awaita
 
 
 @access.allow(access.AGENT, access.SUPERVISOR)
-async def transfer(request: web.Request) -> web.Response:
+@api.route(path=AgentPath, body=TransferBody, responses=ON_A_CALL)
+async def transfer(request: web.Request, path: AgentPath, body: TransferBody) -> web.Response:
     """Blind transfer of the agent's caller: {"queue": "billing"} or {"agent": "1002"}."""
     agent_id = _agent_id(request)
-    body = await json_body(request)
-    queue, to_agent = body.get("queue"), body.get("agent")
-    if not all(v is None or isinstance(v, str) for v in (queue, to_agent)):
-        return json_error(400, "queue, agent: text")
+    queue, to_agent = body.queue, body.agent
     return await _on_a_call(request, lambda control: control.transfer(agent_id, queue=queue, to_agent=to_agent))
 
 
 @access.allow(access.AGENT, access.SUPERVISOR)
-async def consult(request: web.Request) -> web.Response:
+@api.route(path=AgentPath, body=ConsultBody, responses=ON_A_CALL)
+async def consult(request: web.Request, path: AgentPath, body: ConsultBody) -> web.Response:
     """Attended (consult) transfer: {"agent": "1002"}. The caller waits on hold while the agent
     talks to the colleague; the agent hangs up to hand the caller over."""
     agent_id = _agent_id(request)
-    to_agent = (await json_body(request)).get("agent")
-    if not isinstance(to_agent, str) or not to_agent:
-        return json_error(400, "agent: the colleague's id, as text")
+    to_agent = body.agent
     return await _on_a_call(request, lambda control: control.consult(agent_id, to_agent))
 
 
 def _recording(paused: bool) -> Any:
     @access.allow(access.AGENT, access.SUPERVISOR)
-    async def handler(request: web.Request) -> web.Response:
+    @api.route(path=AgentPath, body=api.Empty, responses=ON_A_CALL)
+    async def handler(request: web.Request, path: AgentPath, body: api.Empty) -> web.Response:
         """Pause (sensitive data: an ID or bank card number) or resume the call's recording."""
         agent_id = _agent_id(request)
         return await _on_a_call(request, lambda control: control.pause_recording(agent_id, paused))

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.config import Settings
-from callcenter.web import access, agents_http, stats, users
+from callcenter.web import access, agents_http, api, stats, users
 from callcenter.web.auth import SESSION_COOKIE, authenticate, json_error, limiter_for, security_headers
 from callcenter.web.keys import (
     AGENT_CONTROL,
@@ -44,10 +44,65 @@ def page(name: str, **context: Any) -> web.Response:
     return web.Response(text=TEMPLATES.get_template(name).render(**context), content_type="text/html")
 
 
+# ---------------------------------------------------------------- what the routes take and answer
+
+
+class Part(api.Answer):
+    ok: bool
+    error: str | None = None
+
+
+class Health(api.Answer):
+    ok: bool
+    database: Part
+    redis: Part
+
+
+class NextPage(api.Query):
+    next: api.Target = "/"
+
+
+class LogIn(api.Body):
+    username: api.Name
+    password: api.Secret
+    next: api.Target = "/"
+
+
+class SignedIn(api.Answer):
+    user: str
+    role: str
+    csrf_token: str
+
+
+class Done(api.Answer):
+    ok: bool
+
+
+class Today(api.Answer):
+    calls: int
+    answered: int
+    abandoned: int
+
+
+class LiveStats(api.Answer):
+    waiting: int
+    longest_wait_s: float
+    queues: dict[str, Any]
+    agents_by_state: dict[str, int]
+    today: Today
+
+
+class StaticFile(api.Path):
+    name: api.Name
+
+
+HTML = "text/html"
+
 # ---------------------------------------------------------------- public
 
 
 @access.public
+@api.route(summary="Whether the database, Redis and Asterisk answer", responses={200: Health, 503: Health})
 async def health(request: web.Request) -> web.Response:
     parts: dict[str, Any] = {}
     try:
@@ -68,8 +123,9 @@ async def health(request: web.Request) -> web.Response:
 
 
 @access.public
-async def login_page(request: web.Request) -> web.Response:
-    return page("login.html", next=_safe_next(request.query.get("next", "/")), error=None)
+@api.route(summary="The log-in page", query=NextPage, responses={200: HTML})
+async def login_page(request: web.Request, query: NextPage) -> web.Response:
+    return page("login.html", next=_safe_next(query.next), error=None)
 
 
 def _safe_next(target: str) -> str:
@@ -78,10 +134,12 @@ def _safe_next(target: str) -> str:
 
 
 @access.public
-async def login(request: web.Request) -> web.StreamResponse:
-    is_json = request.content_type == "application/json"
-    data: Any = await request.json() if is_json else await request.post()
-    username, password = str(data.get("username", ""))[:64], str(data.get("password", ""))[:256]
+@api.route(summary="Sign in: a session cookie and the CSRF token for it", body=LogIn, form=True,
+           responses={200: SignedIn, 302: None, 401: api.Problem, 429: api.Problem})
+async def login(request: web.Request, body: LogIn) -> web.StreamResponse:
+    is_json = request.content_type not in api.FORM_TYPES
+    data = body.model_dump()
+    username, password = body.username, body.password
     limiter = request.app[LIMITER]
     wait = await limiter.blocked(request, username)  # type: ignore[attr-defined]
     if wait:
@@ -106,6 +164,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 
 @access.allow(*access.ROLES)
+@api.route(summary="Sign out (ends this session)", responses={200: Done})
 async def logout(request: web.Request) -> web.Response:
     if SESSION_COOKIE in request.cookies:
         async with request.app[SESSIONMAKER]() as session, session.begin():
@@ -119,6 +178,7 @@ async def logout(request: web.Request) -> web.Response:
 
 
 @access.allow(access.AGENT, access.SUPERVISOR, access.ADMIN)
+@api.route(summary="Queues, agents and today's figures, now", responses={200: LiveStats})
 async def live_stats(request: web.Request) -> web.Response:
     snapshot = await request.app[LIVE].snapshot()
     today = await stats.today(request.app[SESSIONMAKER], request.app[SETTINGS], datetime.now(UTC))
@@ -126,6 +186,7 @@ async def live_stats(request: web.Request) -> web.Response:
 
 
 @access.allow(access.AGENT, access.SUPERVISOR, access.ADMIN)
+@api.route(summary="Live changes over a websocket (a snapshot first)", responses={101: None, 400: None})
 async def live_socket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
@@ -153,17 +214,20 @@ async def live_socket(request: web.Request) -> web.WebSocketResponse:
 
 
 @access.allow(access.SUPERVISOR, access.ADMIN)
+@api.route(summary="The wallboard page", responses={200: HTML})
 async def wallboard(request: web.Request) -> web.Response:
     return page("wallboard.html", settings=request.app[SETTINGS], csrf_token=request.get(access.CSRF_TOKEN, ""))
 
 
 @access.allow(access.AGENT, access.SUPERVISOR, access.ADMIN)
+@api.route(summary="The agent page", responses={200: HTML})
 async def agent_page(request: web.Request) -> web.Response:
     user = access.current_user(request)
     return page("agent.html", user=user, csrf_token=request.get(access.CSRF_TOKEN, ""))
 
 
 @access.allow(access.ADMIN)
+@api.route(summary="Prometheus metrics", responses={200: "text/plain"})
 async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(METRICS), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -172,6 +236,7 @@ STATIC_DIR = Path(__file__).with_name("static")
 
 
 @access.public
+@api.route(summary="The pages' scripts and styles", path=StaticFile, responses={200: "application/octet-stream"})
 async def static(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     path = STATIC_DIR / name
@@ -181,6 +246,7 @@ async def static(request: web.Request) -> web.StreamResponse:
 
 
 @access.allow(*access.ROLES)
+@api.route(summary="To the wallboard or the agent page", responses={302: None})
 async def home(request: web.Request) -> web.StreamResponse:
     user = access.current_user(request)
     raise web.HTTPFound("/wallboard" if user.role in (access.SUPERVISOR, access.ADMIN) else "/agent")
@@ -226,5 +292,6 @@ def init_app(settings: Settings, *, sessionmaker: async_sessionmaker[AsyncSessio
     agents_http.setup_routes(app)
     for setup in route_setups:
         setup(app)
+    api.setup_routes(app)
     app.on_shutdown.append(_close_websockets)
     return app

@@ -19,19 +19,18 @@ Errors are JSON {"error": ...}: 400 bad input (unknown category, a deadline in t
 """
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from pydantic import Field
 from sqlalchemy import select
 
-from callcenter.web import access
-from callcenter.web.auth import json_body, json_error, json_exception
+from callcenter.web import access, api
+from callcenter.web.auth import json_error, json_exception
 from callcenter.web.keys import SESSIONMAKER, SETTINGS
-from callcenter.workdays import parse_moment
 from callcenter.workorders import lifecycle
 from callcenter.workorders.categories import CategoryError, load_categories
 from callcenter.workorders.followups import AutomatedFollowUp, FollowUpService
@@ -58,6 +57,148 @@ MAX_LIMIT = 500
 MAX_TEXT = 4000
 
 
+# ------------------------------------------------------------------ what the routes take and answer
+
+Number = Annotated[str, api.text(32, min_length=1)]
+
+
+class OrderPath(api.Path):
+    order_id: api.Id
+
+
+class OrderQuery(api.Query):
+    limit: int = Field(100, ge=1, le=500)
+    state: api.Name | None = None
+    unit: api.Name | None = None
+    category: api.Name | None = None
+    caller_number: Number | None = None
+    needs_review: bool = False
+
+
+class OrderPatch(api.Body):
+    category: api.Name | None = None
+    subcategory: api.Name | None = None
+    description: api.Paragraph | None = None
+    address: Annotated[str, api.text(500, multiline=True)] | None = None
+
+
+class OrderEventBody(api.Body):
+    event: Literal["dispatch", "resolve", "escalate", "adjudicate", "archive", "extend"]
+    reason: api.Line = ""
+    new_deadline: api.Moment | None = Field(None, description="extend: the new deadline, with its UTC offset")
+
+
+class UnitOrderQuery(api.Query):
+    open: bool = False
+
+
+class UnitActionPath(api.Path):
+    order_id: api.Id
+    action: Literal["acknowledge", "arrive", "resolve", "extend"]
+
+
+class UnitActionBody(api.Body):
+    reason: api.Line = ""
+    result: api.Line = ""
+    new_deadline: api.Moment | None = Field(None, description="extend: the new deadline, with its UTC offset")
+
+
+class FollowUpPath(api.Path):
+    followup_id: Annotated[str, api.text(36, min_length=1)]
+
+
+class FollowUpAnswer(api.Body):
+    digit: Literal["1", "2"] | None = Field(None, description="1 satisfied, 2 not satisfied, null not reached")
+
+
+class ReportPath(api.Path):
+    kind: Literal["daily", "weekly", "cycle", "monthly"]
+
+
+class ReportQuery(api.Query):
+    format: Literal["html", "csv", "xlsx"] = "html"
+    date: api.Day | None = Field(None, description="daily: the day")
+    week: api.Week | None = Field(None, description="weekly: the ISO week, e.g. 2026-W47")
+    month: api.Month | None = Field(None, description="cycle, monthly: e.g. 2026-11")
+
+
+class HandoverPath(api.Path):
+    handover_id: api.Id
+
+
+class HandoverDraft(api.Body):
+    shift_start: api.Moment
+    shift_end: api.Moment
+
+
+class HandoverNotes(api.Body):
+    notes: api.Paragraph | None = None
+    flood_notes: api.Paragraph | None = None
+
+
+class OrderOut(api.Answer):
+    id: int
+    caller_number: str
+    category: str
+    state: str
+    unit: str
+    created_at: str | None
+
+
+class EventOut(api.Answer):
+    at: str
+    actor: str
+    event: str
+    to: str
+
+
+class OneOrder(api.Answer):
+    order: OrderOut
+
+
+class OrderWithHistory(OneOrder):
+    history: list[EventOut]
+
+
+class OrderList(api.Answer):
+    orders: list[OrderOut]
+
+
+class UnitOrderList(OrderList):
+    unit: str | None
+
+
+class FollowUpOut(api.Answer):
+    id: str
+    order_id: int
+    state: str
+    digit: str | None
+
+
+class FollowUpList(api.Answer):
+    follow_ups: list[FollowUpOut]
+
+
+class OneFollowUp(api.Answer):
+    follow_up: FollowUpOut
+
+
+class HandoverOut(api.Answer):
+    id: int
+    shift_start: str
+    shift_end: str
+    drafted_by: str
+    content: dict[str, Any]
+    notes: str
+
+
+class OneHandover(api.Answer):
+    handover: HandoverOut
+
+
+ERRORS = {404: api.Problem, 409: api.Problem}
+
+
 def order_json(order: WorkOrder) -> dict[str, Any]:
     def iso(value: datetime | None) -> str | None:
         return value.isoformat() if value else None
@@ -76,43 +217,10 @@ def event_json(event: WorkOrderEvent) -> dict[str, Any]:
             "to": event.to_state, "reason": event.reason}
 
 
-def _id(request: web.Request, key: str, what: str) -> int:
-    """A path id: a whole number the database can hold, else 404 (like an id that does not exist)."""
-    raw = request.match_info[key]
-    if re.fullmatch(r"[0-9]{1,10}", raw) and 1 <= int(raw) <= MAX_ID:
-        return int(raw)
-    raise json_exception(web.HTTPNotFound, f"no such {what}")
-
-
-def _order_id(request: web.Request) -> int:
-    return _id(request, "order_id", "order")
-
-
-def _text(value: Any, key: str, max_len: int = MAX_TEXT) -> str:
-    if not isinstance(value, str):
-        raise json_exception(web.HTTPBadRequest, f"{key}: must be text")
-    if len(value) > max_len or "\x00" in value:
-        raise json_exception(web.HTTPBadRequest, f"{key}: text of up to {max_len} characters, without NUL")
-    return value
-
-
-def _str(body: dict[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    return None if value is None else _text(value, key)
-
-
-def _deadline(body: dict[str, Any]) -> datetime:
-    try:
-        return parse_moment(body.get("new_deadline"), "new_deadline")
-    except ValueError as exc:
-        raise json_exception(web.HTTPBadRequest, str(exc)) from None
-
-
-def _limit(query: Any) -> int:
-    raw = query.get("limit", "100")
-    if re.fullmatch(r"[0-9]{1,4}", raw) and 1 <= int(raw) <= MAX_LIMIT:
-        return int(raw)
-    raise json_exception(web.HTTPBadRequest, f"limit: a whole number from 1 to {MAX_LIMIT}")
+def _deadline(body: OrderEventBody | UnitActionBody) -> datetime:
+    if body.new_deadline is None:
+        raise api.refuse("new_deadline", "an ISO time such as 2026-11-23T18:00:00+08:00")
+    return body.new_deadline
 
 
 async def _guard(action: Callable[[], Awaitable[Any]]) -> Any:
@@ -161,47 +269,52 @@ def _desk_rights(user: access.User, action: str) -> Rights:
 
 
 @access.allow(AGENT, SUP, ADMIN)
-async def list_orders(request: web.Request) -> web.Response:
-    query = select(WorkOrder).order_by(WorkOrder.id.desc()).limit(_limit(request.query))
+@api.route(summary="The latest work orders, filtered", query=OrderQuery, responses={200: OrderList})
+async def list_orders(request: web.Request, query: OrderQuery) -> web.Response:
+    sql = select(WorkOrder).order_by(WorkOrder.id.desc()).limit(query.limit)
     states = [s.value for s in lifecycle.State]
-    if "state" in request.query and request.query["state"] not in states:
-        raise json_exception(web.HTTPBadRequest, f"state: one of {', '.join(states)}")
+    if query.state is not None and query.state not in states:
+        raise api.refuse("state", f"one of {', '.join(states)}")
     for key in ("state", "unit", "category", "caller_number"):
-        if key in request.query:
-            query = query.where(getattr(WorkOrder, key) == _text(request.query[key], key, 64))
-    if request.query.get("needs_review") == "true":
-        query = query.where(WorkOrder.needs_review.is_(True))
+        if getattr(query, key) is not None:
+            sql = sql.where(getattr(WorkOrder, key) == getattr(query, key))
+    if query.needs_review:
+        sql = sql.where(WorkOrder.needs_review.is_(True))
     async with request.app[SESSIONMAKER]() as session:
-        orders = list((await session.execute(query)).scalars())
+        orders = list((await session.execute(sql)).scalars())
     return web.json_response({"orders": [order_json(o) for o in orders]})
 
 
 @access.allow(AGENT, SUP, ADMIN, UNIT)
-async def get_order(request: web.Request) -> web.Response:
-    order = await _order(request, _order_id(request))
+@api.route(summary="An order and its history", path=OrderPath, responses={200: OrderWithHistory, **ERRORS})
+async def get_order(request: web.Request, path: OrderPath) -> web.Response:
+    order = await _order(request, path.order_id)
     _same_unit(request, order)
     history = await request.app[ORDERS].history(order.id)
     return web.json_response({"order": order_json(order), "history": [event_json(e) for e in history]})
 
 
 @access.allow(AGENT, SUP, ADMIN)
-async def correct_order(request: web.Request) -> web.Response:
-    body, user = await json_body(request), access.current_user(request)
+@api.route(summary="Complete or correct an order", path=OrderPath, body=OrderPatch, responses={200: OneOrder, **ERRORS})
+async def correct_order(request: web.Request, path: OrderPath, body: OrderPatch) -> web.Response:
+    user = access.current_user(request)
     order = await _guard(lambda: request.app[ORDERS].correct(
-        _order_id(request), user.agent_id or user.username, category=_str(body, "category"),
-        subcategory=_str(body, "subcategory"), description=_str(body, "description"), address=_str(body, "address"),
+        path.order_id, user.agent_id or user.username, category=body.category,
+        subcategory=body.subcategory, description=body.description, address=body.address,
         rights=_desk_rights(user, "correct")))
     return web.json_response({"order": order_json(order)})
 
 
 @access.allow(AGENT, SUP, ADMIN)
-async def order_event(request: web.Request) -> web.Response:
-    body, user = await json_body(request), access.current_user(request)
-    name = _str(body, "event") or ""
+@api.route(summary="Move an order: dispatch, resolve, escalate, extend; supervisors also adjudicate, archive",
+           path=OrderPath, body=OrderEventBody, responses={200: OneOrder, **ERRORS})
+async def order_event(request: web.Request, path: OrderPath, body: OrderEventBody) -> web.Response:
+    user = access.current_user(request)
+    name = body.event
     allowed = DESK_EVENTS | (SUPERVISOR_EVENTS if user.role in (SUP, ADMIN) else set()) | {"extend"}
     if name not in allowed:
         return json_error(400, f"event {name!r}: you may use {', '.join(sorted(allowed))}")
-    actor, reason, order_id = user.agent_id or user.username, _str(body, "reason") or "", _order_id(request)
+    actor, reason, order_id = user.agent_id or user.username, body.reason, path.order_id
     service, rights = request.app[ORDERS], _desk_rights(user, name)
     if name == "extend":
         order = await _guard(lambda: service.extend(order_id, actor, reason, _deadline(body), rights=rights,
@@ -227,23 +340,25 @@ def _unit_rights(user: access.User) -> Rights:
 
 
 @access.allow(UNIT)
-async def unit_orders(request: web.Request) -> web.Response:
+@api.route(summary="The unit's own orders", query=UnitOrderQuery, responses={200: UnitOrderList})
+async def unit_orders(request: web.Request, query: UnitOrderQuery) -> web.Response:
     user = access.current_user(request)
-    query = select(WorkOrder).where(WorkOrder.unit == user.unit).order_by(WorkOrder.id.desc()).limit(500)
-    if request.query.get("open") == "true":
-        query = query.where(WorkOrder.state.in_([s.value for s in lifecycle.OPEN]))
+    sql = select(WorkOrder).where(WorkOrder.unit == user.unit).order_by(WorkOrder.id.desc()).limit(500)
+    if query.open:
+        sql = sql.where(WorkOrder.state.in_([s.value for s in lifecycle.OPEN]))
     async with request.app[SESSIONMAKER]() as session:
-        orders = list((await session.execute(query)).scalars())
+        orders = list((await session.execute(sql)).scalars())
     return web.json_response({"unit": user.unit, "orders": [order_json(o) for o in orders]})
 
 
 @access.allow(UNIT)
-async def unit_action(request: web.Request) -> web.Response:
-    user, action = access.current_user(request), request.match_info["action"]
-    order = await _order(request, _order_id(request))
+@api.route(summary="A unit acknowledges, arrives, resolves or extends its order", path=UnitActionPath,
+           body=UnitActionBody, responses={200: OneOrder, **ERRORS})
+async def unit_action(request: web.Request, path: UnitActionPath, body: UnitActionBody) -> web.Response:
+    user, action = access.current_user(request), path.action
+    order = await _order(request, path.order_id)
     _same_unit(request, order)
-    body = await json_body(request)
-    actor, reason, service = f"unit:{user.unit}", _str(body, "reason") or _str(body, "result") or "", request.app[ORDERS]
+    actor, reason, service = f"unit:{user.unit}", body.reason or body.result or "", request.app[ORDERS]
     rights = _unit_rights(user)
     if action == "extend":
         order = await _guard(lambda: service.extend(order.id, actor, reason, _deadline(body), rights=rights))
@@ -262,37 +377,33 @@ def followup_json(f: FollowUp) -> dict[str, Any]:
 
 
 @access.allow(AGENT, SUP, ADMIN)
+@api.route(summary="Follow-ups waiting for an agent", responses={200: FollowUpList})
 async def followup_list(request: web.Request) -> web.Response:
     return web.json_response({"follow_ups": [followup_json(f) for f in await request.app[FOLLOWUPS].agent_list()]})
 
 
 @access.allow(AGENT, SUP, ADMIN)
-async def followup_answer(request: web.Request) -> web.Response:
+@api.route(path=FollowUpPath, body=FollowUpAnswer, responses={200: OneFollowUp, **ERRORS})
+async def followup_answer(request: web.Request, path: FollowUpPath, body: FollowUpAnswer) -> web.Response:
     """An agent's follow-up call: what the citizen said (1 satisfied, 2 not, none: unreachable).
     Only for follow-ups on the agents' list; an automated one is answered by the dialer (409)."""
-    raw_id = request.match_info["followup_id"]
-    try:
-        followup_id = str(uuid.UUID(raw_id))
-    except ValueError:
-        raise json_exception(web.HTTPNotFound, "no such follow-up") from None
-    body = await json_body(request)
-    digit = body.get("digit")
-    if digit not in ("1", "2", None):
-        return json_error(400, "digit: 1 (satisfied), 2 (not satisfied) or null (not reached)")
-    followup = await _guard(lambda: request.app[FOLLOWUPS].record_answer(followup_id, digit, by_person=True))
+    digit = body.digit
+    followup = await _guard(lambda: request.app[FOLLOWUPS].record_answer(path.followup_id, digit, by_person=True))
     return web.json_response({"follow_up": followup_json(followup)})
 
 
 # ------------------------------------------------------------------ reports
 
 @access.allow(SUP, ADMIN)
-async def report(request: web.Request) -> web.Response:
-    settings, kind = request.app[SETTINGS], request.match_info["kind"]
-    fmt = request.query.get("format", "html")
-    if fmt not in FORMATS:
-        return json_error(400, f"format {fmt!r}: one of {', '.join(FORMATS)}")
-    given = [key for key in ("date", "week", "month") if request.query.get(key)]
-    when = request.query[given[0]] if given else default_when(kind, settings.hotline.timezone)
+@api.route(summary="A report: daily ?date=, weekly ?week=, cycle or monthly ?month=; HTML, CSV or XLSX",
+           path=ReportPath, query=ReportQuery,
+           responses={200: tuple(FORMATS.values()), 404: api.Problem})
+async def report(request: web.Request, path: ReportPath, query: ReportQuery) -> web.Response:
+    settings, kind = request.app[SETTINGS], path.kind
+    fmt = query.format
+    given = [key for key in ("date", "week", "month") if getattr(query, key)]
+    when = ((query.date.isoformat() if query.date else None) or query.week or query.month
+            or default_when(kind, settings.hotline.timezone))
     try:
         built = await build_for(settings, request.app[SESSIONMAKER], request.app[ORDERS].categories, kind, when)
     except ReportError as exc:
@@ -311,10 +422,6 @@ def handover_json(h: Any) -> dict[str, Any]:
             "closed_at": h.closed_at.isoformat() if h.closed_at else None}
 
 
-def _handover_id(request: web.Request) -> int:
-    return _id(request, "handover_id", "handover")
-
-
 async def _handover_step(action: Callable[[], Awaitable[Any]]) -> web.Response:
     try:
         return web.json_response({"handover": handover_json(await action())})
@@ -325,38 +432,45 @@ async def _handover_step(action: Callable[[], Awaitable[Any]]) -> web.Response:
 
 
 @access.allow(SUP, ADMIN)
-async def handover_draft(request: web.Request) -> web.Response:
-    body, user = await json_body(request), access.current_user(request)
-    zone = request.app[SETTINGS].hotline.timezone
-    try:   # a time without an offset is the hotline's local time
-        start, end = (parse_moment(body.get(k), k, zone=zone) for k in ("shift_start", "shift_end"))
-    except ValueError as exc:
-        return json_error(400, str(exc))
+@api.route(summary="Draft the handover of a shift (a time without offset is the hotline's)", body=HandoverDraft,
+           responses={200: OneHandover, **ERRORS})
+async def handover_draft(request: web.Request, body: HandoverDraft) -> web.Response:
+    user = access.current_user(request)
+    zone = ZoneInfo(request.app[SETTINGS].hotline.timezone)
+    start, end = body.shift_start, body.shift_end
+    start, end = (t if t.tzinfo else t.replace(tzinfo=zone) for t in (start, end))
     return await _handover_step(lambda: request.app[HANDOVERS].draft(start, end, user.username))
 
 
 @access.allow(SUP, ADMIN)
-async def handover_get(request: web.Request) -> web.Response:
-    return await _handover_step(lambda: request.app[HANDOVERS].get(_handover_id(request)))
+@api.route(summary="A handover", path=HandoverPath, responses={200: OneHandover, **ERRORS})
+async def handover_get(request: web.Request, path: HandoverPath) -> web.Response:
+    return await _handover_step(lambda: request.app[HANDOVERS].get(path.handover_id))
 
 
 @access.allow(SUP, ADMIN)
-async def handover_notes(request: web.Request) -> web.Response:
-    body, user = await json_body(request), access.current_user(request)
+@api.route(summary="Add the outgoing shift's notes", path=HandoverPath, body=HandoverNotes,
+           responses={200: OneHandover, **ERRORS})
+async def handover_notes(request: web.Request, path: HandoverPath, body: HandoverNotes) -> web.Response:
+    user = access.current_user(request)
     return await _handover_step(lambda: request.app[HANDOVERS].add_notes(
-        _handover_id(request), user.username, _str(body, "notes"), _str(body, "flood_notes")))
+        path.handover_id, user.username, body.notes, body.flood_notes))
 
 
 @access.allow(SUP, ADMIN)
-async def handover_accept(request: web.Request) -> web.Response:
+@api.route(summary="The incoming shift accepts the handover", path=HandoverPath, body=api.Empty,
+           responses={200: OneHandover, **ERRORS})
+async def handover_accept(request: web.Request, path: HandoverPath, body: api.Empty) -> web.Response:
     user = access.current_user(request)
-    return await _handover_step(lambda: request.app[HANDOVERS].accept(_handover_id(request), user.username))
+    return await _handover_step(lambda: request.app[HANDOVERS].accept(path.handover_id, user.username))
 
 
 @access.allow(SUP, ADMIN)
-async def handover_close(request: web.Request) -> web.Response:
+@api.route(summary="The outgoing shift closes an accepted handover", path=HandoverPath, body=api.Empty,
+           responses={200: OneHandover, **ERRORS})
+async def handover_close(request: web.Request, path: HandoverPath, body: api.Empty) -> web.Response:
     user = access.current_user(request)
-    return await _handover_step(lambda: request.app[HANDOVERS].close(_handover_id(request), user.username))
+    return await _handover_step(lambda: request.app[HANDOVERS].close(path.handover_id, user.username))
 
 
 async def _services(app: web.Application) -> None:

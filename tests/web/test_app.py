@@ -81,7 +81,7 @@ async def web_app(settings, sessionmaker, redis_client) -> tuple[web.Application
         "web": settings.web.model_copy(update={"login_attempts_per_minute": 3}),
     })
     async with sessionmaker() as session, session.begin():
-        await users.create_user(session, "sup", "sup-password-1", access.SUPERVISOR)
+        await users.create_user(session, "sup", "sup-password-1", access.SUPERVISOR, phone="1009")
         await users.create_user(session, "a1001", "agent-password-1", access.AGENT, agent_id="1001")
         unit = await users.create_user(session, "unit7", "unit-password-1", access.UNIT, unit="unit7")
         await users.issue_token(session, unit, token="unit7-token")
@@ -242,9 +242,10 @@ async def test_only_supervisors_listen_in_and_bad_requests_say_why(aiohttp_clien
     csrf = (await sign_in(client, "sup", "sup-password-1"))["csrf_token"]
     headers = {"X-CSRF-Token": csrf}
     r = await client.post("/api/agents/1001/spy", json={"mode": "shout"}, headers=headers)
-    assert r.status == 400 and "shout" in (await r.json())["error"]
-    r = await client.post("/api/agents/1001/spy", json={"mode": "listen", "endpoint": "PJSIP/1009"}, headers=headers)
-    assert r.status == 400 and (await r.json())["error"].startswith("endpoint:")
+    assert r.status == 400 and (await r.json())["error"].startswith("mode: ")
+    r = await client.post("/api/agents/1001/spy", json={"mode": "listen", "endpoint": "PJSIP/00882161234567@trunk"},
+                          headers=headers)
+    assert r.status == 400 and (await r.json())["fields"] == [{"field": "endpoint", "error": "unknown field"}]
 
 
 async def test_an_agent_pauses_and_resumes_the_recording_of_their_own_call_only(aiohttp_client, web_app) -> None:

