@@ -5,7 +5,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.config import Settings
 from callcenter.web import access, agents_http, stats, users
-from callcenter.web.auth import SESSION_COOKIE, authenticate, json_error, limiter_for, security_headers
+from callcenter.web.auth import (
+    CREDENTIAL,
+    SESSION_COOKIE,
+    LoginLimiter,
+    authenticate,
+    json_body,
+    json_error,
+    limiter_for,
+    security_headers,
+)
 from callcenter.web.keys import (
     AGENT_CONTROL,
     AMI_STATUS,
@@ -32,12 +42,17 @@ from callcenter.web.keys import (
     LiveSource,
 )
 from callcenter.web.metrics import METRICS
+from callcenter.web.sockets import LiveSockets, snapshot_for
 
 log = logging.getLogger(__name__)
 TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
                                autoescape=True)
-WEBSOCKETS = web.AppKey("websockets", set)
-LIMITER = web.AppKey("limiter", object)
+LIVE_SOCKETS = web.AppKey("live_sockets", LiveSockets)
+LIMITER = web.AppKey("limiter", LoginLimiter)
+# argon2 hashes and checks: a few threads, never the event loop that drives live calls.
+PASSWORD_POOL = web.AppKey("password_pool", ThreadPoolExecutor)
+PASSWORD_THREADS = 2
+NEW_PASSWORD_MIN = 10
 
 
 def page(name: str, **context: Any) -> web.Response:
@@ -82,19 +97,19 @@ async def login(request: web.Request) -> web.StreamResponse:
     is_json = request.content_type == "application/json"
     data: Any = await request.json() if is_json else await request.post()
     username, password = str(data.get("username", ""))[:64], str(data.get("password", ""))[:256]
-    limiter = request.app[LIMITER]
-    wait = await limiter.blocked(request, username)  # type: ignore[attr-defined]
+    limiter, address = request.app[LIMITER], request.remote or "?"
+    wait = await limiter.attempt(address, username)
     if wait:
         return json_error(429, "too many wrong log-ins; try again later", **{"Retry-After": str(wait)})
     settings = request.app[SETTINGS]
     async with request.app[SESSIONMAKER]() as session, session.begin():
-        user = await users.check_password(session, username, password)
+        user = await users.check_password(session, username, password, request.app[PASSWORD_POOL])
         if user is None:
-            await limiter.failed(request, username)  # type: ignore[attr-defined]
             if is_json:
                 return json_error(401, "wrong user name or password")
             return page("login.html", next=_safe_next(str(data.get("next", "/"))), error="用户名或密码错误")
         sid, csrf = await users.open_page_session(session, user, settings.web.session_ttl_s, datetime.now(UTC))
+    await limiter.succeeded(address, username)
     target = _safe_next(str(data.get("next", "/")))
     response: web.StreamResponse = (web.json_response({"user": user.username, "role": user.role, "csrf_token": csrf})
                                     if is_json else web.HTTPFound(target))
@@ -110,9 +125,37 @@ async def logout(request: web.Request) -> web.Response:
     if SESSION_COOKIE in request.cookies:
         async with request.app[SESSIONMAKER]() as session, session.begin():
             await users.close_page_session(session, request.cookies[SESSION_COOKIE])
+        request.app[LIVE_SOCKETS].end_credential(users.sha256(request.cookies[SESSION_COOKIE]), "signed out")
     response = web.json_response({"ok": True})
     response.del_cookie(SESSION_COOKIE)
     return response
+
+
+@access.allow(*access.ROLES)
+async def change_password(request: web.Request) -> web.Response:
+    """{"current", "new"}: the signed-in user's new password; their other sessions end."""
+    data = await json_body(request)
+    current, new = data.get("current"), data.get("new")
+    if not isinstance(current, str) or not current:
+        return json_error(400, "current: the current password is required")
+    if not isinstance(new, str) or not NEW_PASSWORD_MIN <= len(new) <= 256:
+        return json_error(400, f"new: a password of {NEW_PASSWORD_MIN} to 256 characters is required")
+    if new == current:
+        return json_error(400, "new: must differ from the current password")
+    user, credential = access.current_user(request), request[CREDENTIAL]
+    limiter, address = request.app[LIMITER], request.remote or "?"
+    wait = await limiter.attempt(address, user.username)
+    if wait:
+        return json_error(429, "too many wrong passwords; try again later", **{"Retry-After": str(wait)})
+    pool = request.app[PASSWORD_POOL]
+    keep = credential.digest if credential.kind == "session" else None
+    async with request.app[SESSIONMAKER]() as session, session.begin():
+        if await users.check_password(session, user.username, current, pool) is None:
+            return json_error(403, "current: wrong password")
+        await users.change_password(session, credential.user_id, new, keep_session=keep, pool=pool)
+    await limiter.succeeded(address, user.username)
+    request.app[LIVE_SOCKETS].end_user(credential.user_id, "password changed", keep=keep)
+    return web.json_response({"ok": True})
 
 
 # ---------------------------------------------------------------- live
@@ -127,28 +170,26 @@ async def live_stats(request: web.Request) -> web.Response:
 
 @access.allow(access.AGENT, access.SUPERVISOR, access.ADMIN)
 async def live_socket(request: web.Request) -> web.WebSocketResponse:
+    """A snapshot, then every change (as this user may see them) until the socket closes."""
+    user, credential = access.current_user(request), request[CREDENTIAL]
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
-    request.app[WEBSOCKETS].add(ws)
-    user = access.current_user(request)
-
-    async def relay() -> None:
-        async for change in request.app[LIVE].updates():
-            if change.get("kind") == "screen_pop" and user.role == access.AGENT and change.get("id") != user.agent_id:
-                continue   # an agent sees only their own screen pops
-            await ws.send_str(json.dumps(change, ensure_ascii=False, default=str))
-
-    task = asyncio.create_task(relay())
+    sockets = request.app[LIVE_SOCKETS]
+    sock = sockets.add(ws, user, credential)   # before the snapshot: no change falls between
+    pump: asyncio.Task[None] | None = None
     try:
-        await ws.send_str(json.dumps({"kind": "snapshot", "data": await request.app[LIVE].snapshot()}, default=str))
+        snapshot = snapshot_for(await request.app[LIVE].snapshot(), user)
+        await ws.send_str(json.dumps({"kind": "snapshot", "data": snapshot}, ensure_ascii=False, default=str))
+        pump = asyncio.create_task(sockets.pump(sock))
         async for message in ws:
             if message.type == WSMsgType.ERROR:
                 break
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        request.app[WEBSOCKETS].discard(ws)
+        sockets.forget(sock)
+        if pump is not None:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pump
     return ws
 
 
@@ -190,8 +231,25 @@ async def home(request: web.Request) -> web.StreamResponse:
 
 
 async def _close_websockets(app: web.Application) -> None:
-    for ws in list(app[WEBSOCKETS]):
-        await ws.close(code=1001, message=b"server shutting down")
+    await app[LIVE_SOCKETS].close_all()
+
+
+async def _password_pool(app: web.Application) -> AsyncIterator[None]:
+    app[PASSWORD_POOL] = ThreadPoolExecutor(max_workers=PASSWORD_THREADS, thread_name_prefix="passwords")
+    yield
+    app[PASSWORD_POOL].shutdown(wait=True, cancel_futures=True)
+
+
+async def _live_fanout(app: web.Application) -> AsyncIterator[None]:
+    """One subscription to the live changes for all of this app's sockets, and their re-check."""
+    sockets = app[LIVE_SOCKETS]
+    tasks = [asyncio.create_task(sockets.follow(app[LIVE]), name="live fan-out"),
+             asyncio.create_task(sockets.recheck(app[SESSIONMAKER], app[SETTINGS].web.live_recheck_s),
+                                 name="live sockets re-check")]
+    yield
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def init_app(settings: Settings, *, sessionmaker: async_sessionmaker[AsyncSession], redis: aioredis.Redis,
@@ -205,7 +263,7 @@ def init_app(settings: Settings, *, sessionmaker: async_sessionmaker[AsyncSessio
     app[SESSIONMAKER] = sessionmaker
     app[REDIS] = redis
     app[LIVE] = live
-    app[WEBSOCKETS] = set()
+    app[LIVE_SOCKETS] = LiveSockets(settings.web.live_sockets_per_user)
     app[LIMITER] = limiter_for(app)
     if agent_control is not None:
         app[AGENT_CONTROL] = agent_control
@@ -217,6 +275,7 @@ def init_app(settings: Settings, *, sessionmaker: async_sessionmaker[AsyncSessio
     app.router.add_post("/login", login)
     app.router.add_post("/api/login", login)
     app.router.add_post("/api/logout", logout)
+    app.router.add_post("/api/password", change_password)
     app.router.add_get("/api/live/stats", live_stats)
     app.router.add_get("/ws/live", live_socket)
     app.router.add_get("/wallboard", wallboard)
@@ -226,5 +285,7 @@ def init_app(settings: Settings, *, sessionmaker: async_sessionmaker[AsyncSessio
     agents_http.setup_routes(app)
     for setup in route_setups:
         setup(app)
+    app.cleanup_ctx.append(_password_pool)
+    app.cleanup_ctx.append(_live_fanout)
     app.on_shutdown.append(_close_websockets)
     return app
