@@ -5,6 +5,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -52,6 +54,7 @@ LIMITER = web.AppKey("limiter", LoginLimiter)
 # argon2 hashes and checks: a few threads, never the event loop that drives live calls.
 PASSWORD_POOL = web.AppKey("password_pool", ThreadPoolExecutor)
 PASSWORD_THREADS = 2
+PASSWORD_NICE = 19     # Linux: a thread's own niceness; argon2's lane threads inherit it
 NEW_PASSWORD_MIN = 10
 
 
@@ -234,8 +237,15 @@ async def _close_websockets(app: web.Application) -> None:
     await app[LIVE_SOCKETS].close_all()
 
 
+def _behind_calls() -> None:
+    """Password threads (and the threads argon2 starts from them) yield the CPU to the loop."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PASSWORD_NICE)
+
+
 async def _password_pool(app: web.Application) -> AsyncIterator[None]:
-    app[PASSWORD_POOL] = ThreadPoolExecutor(max_workers=PASSWORD_THREADS, thread_name_prefix="passwords")
+    app[PASSWORD_POOL] = ThreadPoolExecutor(max_workers=PASSWORD_THREADS, thread_name_prefix="passwords",
+                                            initializer=_behind_calls)
     yield
     app[PASSWORD_POOL].shutdown(wait=True, cancel_futures=True)
 

@@ -164,6 +164,9 @@ class LiveSockets:
                     self.publish(change)
                 return   # the source has no more changes
             except Exception as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():   # being stopped: not a lost connection
+                    raise asyncio.CancelledError() from exc
                 log.warning("live updates lost (%s); following again in %.0f s", exc, retry_s)
                 await asyncio.sleep(retry_s)
 
