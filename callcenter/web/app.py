@@ -157,7 +157,7 @@ async def change_password(request: web.Request) -> web.Response:
             return json_error(403, "current: wrong password")
         await users.change_password(session, credential.user_id, new, keep_session=keep, pool=pool)
     await limiter.succeeded(address, user.username)
-    request.app[LIVE_SOCKETS].end_user(credential.user_id, "password changed", keep=keep)
+    request.app[LIVE_SOCKETS].end_user(credential.user_id, "password changed", keep=credential.digest)
     return web.json_response({"ok": True})
 
 
