@@ -105,12 +105,12 @@ async def login(request: web.Request) -> web.StreamResponse:
     if wait:
         return json_error(429, "too many wrong log-ins; try again later", **{"Retry-After": str(wait)})
     settings = request.app[SETTINGS]
+    user = await users.check_password(request.app[SESSIONMAKER], username, password, request.app[PASSWORD_POOL])
+    if user is None:
+        if is_json:
+            return json_error(401, "wrong user name or password")
+        return page("login.html", next=_safe_next(str(data.get("next", "/"))), error="用户名或密码错误")
     async with request.app[SESSIONMAKER]() as session, session.begin():
-        user = await users.check_password(session, username, password, request.app[PASSWORD_POOL])
-        if user is None:
-            if is_json:
-                return json_error(401, "wrong user name or password")
-            return page("login.html", next=_safe_next(str(data.get("next", "/"))), error="用户名或密码错误")
         sid, csrf = await users.open_page_session(session, user, settings.web.session_ttl_s, datetime.now(UTC))
     await limiter.succeeded(address, username)
     target = _safe_next(str(data.get("next", "/")))
@@ -152,10 +152,11 @@ async def change_password(request: web.Request) -> web.Response:
         return json_error(429, "too many wrong passwords; try again later", **{"Retry-After": str(wait)})
     pool = request.app[PASSWORD_POOL]
     keep = credential.digest if credential.kind == "session" else None
+    if await users.check_password(request.app[SESSIONMAKER], user.username, current, pool) is None:
+        return json_error(403, "current: wrong password")
+    new_hash = await users.hash_password(new, pool)
     async with request.app[SESSIONMAKER]() as session, session.begin():
-        if await users.check_password(session, user.username, current, pool) is None:
-            return json_error(403, "current: wrong password")
-        await users.change_password(session, credential.user_id, new, keep_session=keep, pool=pool)
+        await users.change_password(session, credential.user_id, new_hash, keep_session=keep)
     await limiter.succeeded(address, user.username)
     request.app[LIVE_SOCKETS].end_user(credential.user_id, "password changed", keep=credential.digest)
     return web.json_response({"ok": True})

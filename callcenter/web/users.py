@@ -70,10 +70,13 @@ async def create_user(session: AsyncSession, username: str, password: str, role:
     return user
 
 
-async def check_password(session: AsyncSession, username: str, password: str,
+async def check_password(sessionmaker: async_sessionmaker[AsyncSession], username: str, password: str,
                          pool: Executor | None = None) -> User | None:
-    """The user when the password is right; None otherwise, in about the same time either way."""
-    user = (await session.execute(select(User).where(User.username == username, User.active.is_(True)))).scalar_one_or_none()
+    """The user (detached) when the password is right; None otherwise, in about the same time
+    either way. No database connection is held while argon2 works."""
+    async with sessionmaker() as session:
+        user = (await session.execute(select(User).where(User.username == username,
+                                                         User.active.is_(True)))).scalar_one_or_none()
     right = await verify_password(user.password_hash if user else _DUMMY_HASH, password, pool)
     return user if right and user is not None else None
 
@@ -86,13 +89,13 @@ async def end_sessions(session: AsyncSession, user_id: int, keep: str | None = N
     await session.execute(query)
 
 
-async def change_password(session: AsyncSession, user_id: int, new: str, keep_session: str | None,
-                          pool: Executor | None = None) -> None:
-    """Set a user's password and end their other page sessions (all, for a token's user)."""
+async def change_password(session: AsyncSession, user_id: int, new_hash: str, keep_session: str | None) -> None:
+    """Set a user's password (its argon2 hash, made beforehand: no transaction waits for it)
+    and end their other page sessions (all of them when `keep_session` is None)."""
     user = await session.get(User, user_id)
     if user is None:
         raise LookupError(f"no user {user_id}")
-    user.password_hash = await hash_password(new, pool)
+    user.password_hash = new_hash
     await end_sessions(session, user_id, keep=keep_session)
 
 
