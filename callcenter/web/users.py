@@ -124,8 +124,8 @@ async def issue_token(session: AsyncSession, user: User, label: str = "", token:
     if existing is None:
         session.add(ApiToken(token_sha256=digest, user_id=user.id, label=label,
                              created_at=now or datetime.now().astimezone()))
-    else:   # given again on purpose (e.g. the settings' cli_token set back): it signs in again
-        existing.revoked = False
+    else:   # given again on purpose (e.g. the settings' cli_token set back): it signs in again, as this user
+        existing.revoked, existing.user_id = False, user.id
     return token
 
 

@@ -205,6 +205,18 @@ async def test_rotating_the_cli_token_revokes_the_old_one(aiohttp_client, settin
     assert (await client.get("/api/live/stats", headers={"Authorization": "Bearer new-cli-token"})).status == 401
 
 
+async def test_the_cli_token_follows_the_admin_of_the_settings(aiohttp_client, settings, sessionmaker,
+                                                               make_app) -> None:
+    await users.seed_users(sessionmaker, with_users(settings, ("root1", "root-password-1", "admin"),
+                                                    cli_token="cli-token"), NOW)
+    await users.seed_users(sessionmaker, with_users(settings, ("root2", "root-password-2", "admin"),
+                                                    cli_token="cli-token"), NOW)    # root1 is gone
+    client = await aiohttp_client(make_app()[0])
+    assert (await client.get("/api/live/stats", headers={"Authorization": "Bearer cli-token"})).status == 200
+    refused = await client.post("/api/login", json={"username": "root1", "password": "root-password-1"})
+    assert refused.status == 401
+
+
 async def test_a_user_removed_from_the_settings_is_signed_out_and_their_socket_closes(
         aiohttp_client, settings, sessionmaker, make_app) -> None:
     both = with_users(settings, ("boss", "boss-password-1", "supervisor"), ("desk1", "desk-password-1", "agent"))
