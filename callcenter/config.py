@@ -110,7 +110,15 @@ class WebSettings(Section):
     # A bearer token with the admin role for the `callcenter` command on this machine.
     cli_token: SecretStr | None = None
     session_ttl_s: int = Field(gt=0)
+    # Log-in attempts a minute (see callcenter/web/auth.py for the policy): per address and
+    # user name, per address over all names, per name over all addresses.
     login_attempts_per_minute: int = Field(gt=0)
+    login_attempts_per_address_per_minute: int = Field(default=50, gt=0)
+    login_attempts_per_user_per_minute: int = Field(default=20, gt=0)
+    # Live sockets: at most this many per user (the oldest is closed), each re-checks its
+    # session or token this often (a log-out on another engine ends it within that time).
+    live_sockets_per_user: int = Field(default=4, gt=0)
+    live_recheck_s: float = Field(default=30.0, gt=0)
 
 
 class IvrSettings(Section):

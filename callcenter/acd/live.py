@@ -10,6 +10,7 @@ and summed in the snapshot, so two engines serving one queue add up.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Iterable
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from callcenter.acd import commands as cmd
 from callcenter.acd.core import Acd
@@ -161,8 +163,11 @@ class LiveState:
                 except (TypeError, ValueError):
                     log.warning("live channel %s: not JSON, skipped: %r", self.channel, message.get("data"))
         finally:
-            await pubsub.unsubscribe(self.channel)
-            await pubsub.aclose()
+            # Closing the connection ends the subscription. Errors here are swallowed: when
+            # the follower is cancelled, an error raised in this clean-up would replace the
+            # cancellation, and the follower would take it for a lost connection and retry.
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()
 
 
 def _need_text(redis: aioredis.Redis, who: str) -> None:

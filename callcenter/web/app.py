@@ -5,7 +5,10 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+import os
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.config import Settings
 from callcenter.web import access, agents_http, api, stats, users
-from callcenter.web.auth import SESSION_COOKIE, authenticate, json_error, limiter_for, security_headers
+from callcenter.web.auth import (
+    CREDENTIAL,
+    SESSION_COOKIE,
+    LoginLimiter,
+    authenticate,
+    json_error,
+    limiter_for,
+    security_headers,
+)
 from callcenter.web.keys import (
     AGENT_CONTROL,
     AMI_STATUS,
@@ -32,12 +43,18 @@ from callcenter.web.keys import (
     LiveSource,
 )
 from callcenter.web.metrics import METRICS
+from callcenter.web.sockets import LiveSockets, snapshot_for
 
 log = logging.getLogger(__name__)
 TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
                                autoescape=True)
-WEBSOCKETS = web.AppKey("websockets", set)
-LIMITER = web.AppKey("limiter", object)
+LIVE_SOCKETS = web.AppKey("live_sockets", LiveSockets)
+LIMITER = web.AppKey("limiter", LoginLimiter)
+# argon2 hashes and checks: a few threads, never the event loop that drives live calls.
+PASSWORD_POOL = web.AppKey("password_pool", ThreadPoolExecutor)
+PASSWORD_THREADS = 2
+PASSWORD_NICE = 19     # Linux: a thread's own niceness; argon2's lane threads inherit it
+NEW_PASSWORD_MIN = 10
 
 
 def page(name: str, **context: Any) -> web.Response:
@@ -140,19 +157,19 @@ async def login(request: web.Request, body: LogIn) -> web.StreamResponse:
     is_json = request.content_type not in api.FORM_TYPES
     data = body.model_dump()
     username, password = body.username, body.password
-    limiter = request.app[LIMITER]
-    wait = await limiter.blocked(request, username)  # type: ignore[attr-defined]
+    limiter, address = request.app[LIMITER], request.remote or "?"
+    wait = await limiter.attempt(address, username)
     if wait:
         return json_error(429, "too many wrong log-ins; try again later", **{"Retry-After": str(wait)})
     settings = request.app[SETTINGS]
+    user = await users.check_password(request.app[SESSIONMAKER], username, password, request.app[PASSWORD_POOL])
+    if user is None:
+        if is_json:
+            return json_error(401, "wrong user name or password")
+        return page("login.html", next=_safe_next(str(data.get("next", "/"))), error="用户名或密码错误")
     async with request.app[SESSIONMAKER]() as session, session.begin():
-        user = await users.check_password(session, username, password)
-        if user is None:
-            await limiter.failed(request, username)  # type: ignore[attr-defined]
-            if is_json:
-                return json_error(401, "wrong user name or password")
-            return page("login.html", next=_safe_next(str(data.get("next", "/"))), error="用户名或密码错误")
         sid, csrf = await users.open_page_session(session, user, settings.web.session_ttl_s, datetime.now(UTC))
+    await limiter.succeeded(address, username)
     target = _safe_next(str(data.get("next", "/")))
     response: web.StreamResponse = (web.json_response({"user": user.username, "role": user.role, "csrf_token": csrf})
                                     if is_json else web.HTTPFound(target))
@@ -169,9 +186,42 @@ async def logout(request: web.Request) -> web.Response:
     if SESSION_COOKIE in request.cookies:
         async with request.app[SESSIONMAKER]() as session, session.begin():
             await users.close_page_session(session, request.cookies[SESSION_COOKIE])
+        request.app[LIVE_SOCKETS].end_credential(users.sha256(request.cookies[SESSION_COOKIE]), "signed out")
     response = web.json_response({"ok": True})
     response.del_cookie(SESSION_COOKIE)
     return response
+
+
+class PasswordChange(api.Body):
+    current: api.Secret
+    new: api.Secret
+
+
+@access.allow(*access.ROLES)
+@api.route(summary="Change your own password: your other sessions and their live sockets end", body=PasswordChange,
+           responses={200: Done, 403: api.Problem, 429: api.Problem})
+async def change_password(request: web.Request, body: PasswordChange) -> web.Response:
+    """{"current", "new"}: the signed-in user's new password; their other sessions end."""
+    current, new = body.current, body.new
+    if not NEW_PASSWORD_MIN <= len(new) <= 256:
+        return json_error(400, f"new: a password of {NEW_PASSWORD_MIN} to 256 characters is required")
+    if new == current:
+        return json_error(400, "new: must differ from the current password")
+    user, credential = access.current_user(request), request[CREDENTIAL]
+    limiter, address = request.app[LIMITER], request.remote or "?"
+    wait = await limiter.attempt(address, user.username)
+    if wait:
+        return json_error(429, "too many wrong passwords; try again later", **{"Retry-After": str(wait)})
+    pool = request.app[PASSWORD_POOL]
+    keep = credential.digest if credential.kind == "session" else None
+    if await users.check_password(request.app[SESSIONMAKER], user.username, current, pool) is None:
+        return json_error(403, "current: wrong password")
+    new_hash = await users.hash_password(new, pool)
+    async with request.app[SESSIONMAKER]() as session, session.begin():
+        await users.change_password(session, credential.user_id, new_hash, keep_session=keep)
+    await limiter.succeeded(address, user.username)
+    request.app[LIVE_SOCKETS].end_user(credential.user_id, "password changed", keep=credential.digest)
+    return web.json_response({"ok": True})
 
 
 # ---------------------------------------------------------------- live
@@ -188,28 +238,26 @@ async def live_stats(request: web.Request) -> web.Response:
 @access.allow(access.AGENT, access.SUPERVISOR, access.ADMIN)
 @api.route(summary="Live changes over a websocket (a snapshot first)", responses={101: None, 400: None})
 async def live_socket(request: web.Request) -> web.WebSocketResponse:
+    """A snapshot, then every change (as this user may see them) until the socket closes."""
+    user, credential = access.current_user(request), request[CREDENTIAL]
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
-    request.app[WEBSOCKETS].add(ws)
-    user = access.current_user(request)
-
-    async def relay() -> None:
-        async for change in request.app[LIVE].updates():
-            if change.get("kind") == "screen_pop" and user.role == access.AGENT and change.get("id") != user.agent_id:
-                continue   # an agent sees only their own screen pops
-            await ws.send_str(json.dumps(change, ensure_ascii=False, default=str))
-
-    task = asyncio.create_task(relay())
+    sockets = request.app[LIVE_SOCKETS]
+    sock = sockets.add(ws, user, credential)   # before the snapshot: no change falls between
+    pump: asyncio.Task[None] | None = None
     try:
-        await ws.send_str(json.dumps({"kind": "snapshot", "data": await request.app[LIVE].snapshot()}, default=str))
+        snapshot = snapshot_for(await request.app[LIVE].snapshot(), user)
+        await ws.send_str(json.dumps({"kind": "snapshot", "data": snapshot}, ensure_ascii=False, default=str))
+        pump = asyncio.create_task(sockets.pump(sock))
         async for message in ws:
             if message.type == WSMsgType.ERROR:
                 break
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        request.app[WEBSOCKETS].discard(ws)
+        sockets.forget(sock)
+        if pump is not None:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pump
     return ws
 
 
@@ -256,8 +304,32 @@ async def home(request: web.Request) -> web.StreamResponse:
 
 
 async def _close_websockets(app: web.Application) -> None:
-    for ws in list(app[WEBSOCKETS]):
-        await ws.close(code=1001, message=b"server shutting down")
+    await app[LIVE_SOCKETS].close_all()
+
+
+def _behind_calls() -> None:
+    """Password threads (and the threads argon2 starts from them) yield the CPU to the loop."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PASSWORD_NICE)
+
+
+async def _password_pool(app: web.Application) -> AsyncIterator[None]:
+    app[PASSWORD_POOL] = ThreadPoolExecutor(max_workers=PASSWORD_THREADS, thread_name_prefix="passwords",
+                                            initializer=_behind_calls)
+    yield
+    app[PASSWORD_POOL].shutdown(wait=True, cancel_futures=True)
+
+
+async def _live_fanout(app: web.Application) -> AsyncIterator[None]:
+    """One subscription to the live changes for all of this app's sockets, and their re-check."""
+    sockets = app[LIVE_SOCKETS]
+    tasks = [asyncio.create_task(sockets.follow(app[LIVE]), name="live fan-out"),
+             asyncio.create_task(sockets.recheck(app[SESSIONMAKER], app[SETTINGS].web.live_recheck_s),
+                                 name="live sockets re-check")]
+    yield
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def init_app(settings: Settings, *, sessionmaker: async_sessionmaker[AsyncSession], redis: aioredis.Redis,
@@ -271,7 +343,7 @@ def init_app(settings: Settings, *, sessionmaker: async_sessionmaker[AsyncSessio
     app[SESSIONMAKER] = sessionmaker
     app[REDIS] = redis
     app[LIVE] = live
-    app[WEBSOCKETS] = set()
+    app[LIVE_SOCKETS] = LiveSockets(settings.web.live_sockets_per_user)
     app[LIMITER] = limiter_for(app)
     if agent_control is not None:
         app[AGENT_CONTROL] = agent_control
@@ -283,6 +355,7 @@ def init_app(settings: Settings, *, sessionmaker: async_sessionmaker[AsyncSessio
     app.router.add_post("/login", login)
     app.router.add_post("/api/login", login)
     app.router.add_post("/api/logout", logout)
+    app.router.add_post("/api/password", change_password)
     app.router.add_get("/api/live/stats", live_stats)
     app.router.add_get("/ws/live", live_socket)
     app.router.add_get("/wallboard", wallboard)
@@ -293,5 +366,7 @@ def init_app(settings: Settings, *, sessionmaker: async_sessionmaker[AsyncSessio
     for setup in route_setups:
         setup(app)
     api.setup_routes(app)
+    app.cleanup_ctx.append(_password_pool)
+    app.cleanup_ctx.append(_live_fanout)
     app.on_shutdown.append(_close_websockets)
     return app

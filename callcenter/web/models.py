@@ -23,6 +23,10 @@ class User(Base):
     phone: Mapped[str | None] = mapped_column(String(32))
     # Seeded from the settings file: a user removed there is deactivated on the next start.
     from_settings: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The argon2 hash of the password the settings last gave (None: not from the settings): a
+    # start with a different one sets it again and ends the user's sessions; a password the
+    # user chose since (POST /api/password) stays while the settings' password is unchanged.
+    seeded_password_hash: Mapped[str | None] = mapped_column(String(256))
 
 
 class ApiToken(Base):

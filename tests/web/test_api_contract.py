@@ -11,8 +11,8 @@ import io
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest

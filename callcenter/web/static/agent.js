@@ -15,3 +15,4 @@ ws.onmessage = (m) => {
   if (c.kind === 'agent' && c.id === agent && c.data) document.getElementById('state').textContent = c.data.state;
   if (c.kind === 'screen_pop' && c.id === agent) document.getElementById('pop').textContent = JSON.stringify(c.data, null, 1);
 };
+ws.onclose = (e) => { if (e.code === 4001) location.href = '/login?next=/agent'; };

@@ -21,6 +21,7 @@ async function agents(snapshot) {
 function connect() {
   const ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws/live');
   ws.onmessage = (m) => { const c = JSON.parse(m.data); if (c.kind === 'snapshot') agents(c.data); refresh(); };
-  ws.onclose = () => setTimeout(connect, 2000);
+  // 4001: signed out (log-out, password change, deactivated): sign in again; else reconnect.
+  ws.onclose = (e) => { if (e.code === 4001) location.href = '/login?next=/wallboard'; else setTimeout(connect, 2000); };
 }
 refresh(); connect(); setInterval(refresh, 5000);

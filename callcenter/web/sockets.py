@@ -1,0 +1,199 @@
+"""Live sockets (/ws/live): one subscription to the live channel per app, fanned out.
+
+The app follows the live state's `updates()` once, in a background task, and puts each
+change on every open socket's own bounded queue: a socket whose client reads too slowly
+(its queue full) is closed with 1013 so it comes back with a fresh snapshot; it never holds
+up the others. Sockets are kept by user and by what signed them in (a page session or an API
+token), so a log-out, a password change or a deactivation closes them at once in this
+process (4001); every socket's session or token is also checked again every
+`web.live_recheck_s`, so a log-out on another engine ends it too. A user may keep
+`web.live_sockets_per_user` sockets; opening one more closes that user's oldest (4002): a
+reloaded page keeps working, a forgotten tab gives way.
+
+What a viewer may see: supervisors and admins everything; an agent only their own screen
+pops, and no caller number of a call that is not theirs (`for_viewer`, `snapshot_for`).
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.web import access, users
+from callcenter.web.auth import Credential
+from callcenter.web.keys import LiveSource
+
+log = logging.getLogger(__name__)
+
+SIGNED_OUT = 4001   # its session or token ended: log-out, password change, deactivation, revoked
+TOO_MANY = 4002     # the user opened more sockets than allowed: this, their oldest, is closed
+TOO_SLOW = 1013     # its client fell behind (queue full): reconnect for a fresh snapshot
+GOING_AWAY = 1001   # the server is shutting down
+
+# Kinds an agent receives (others, such as work-order alerts, are for the wallboard).
+AGENT_KINDS = frozenset({"agent", "queue", "engine", "call", "screen_pop"})
+
+
+def for_viewer(change: dict[str, Any], user: access.User) -> dict[str, Any] | None:
+    """The change as this user may see it, or None when it is not for them."""
+    if user.role != access.AGENT:
+        return change
+    kind = change.get("kind")
+    if kind not in AGENT_KINDS:
+        return None
+    if kind == "screen_pop":
+        return change if user.agent_id is not None and change.get("id") == user.agent_id else None
+    if kind == "call":
+        data = change.get("data")
+        if isinstance(data, dict):
+            return {**change, "data": _call_for(data, user)}
+    return change
+
+
+def snapshot_for(snapshot: dict[str, Any], user: access.User) -> dict[str, Any]:
+    if user.role != access.AGENT:
+        return snapshot
+    calls = snapshot.get("calls") or {}
+    return {**snapshot, "calls": {k: _call_for(v, user) if isinstance(v, dict) else v for k, v in calls.items()}}
+
+
+def _call_for(call: dict[str, Any], user: access.User) -> dict[str, Any]:
+    """A call without its caller's number unless it is this agent's call."""
+    if user.agent_id is not None and call.get("agent_id") == user.agent_id:
+        return call
+    return {k: v for k, v in call.items() if k != "caller"}
+
+
+@dataclass(frozen=True)
+class Close:
+    code: int
+    reason: str
+
+
+_order = itertools.count()
+
+
+@dataclass(eq=False)
+class LiveSocket:
+    ws: web.WebSocketResponse
+    user: access.User
+    credential: Credential
+    queue: asyncio.Queue[dict[str, Any] | Close]
+    order: int = field(default_factory=lambda: next(_order))
+    closing: Close | None = None
+
+
+class LiveSockets:
+    """This app's open live sockets, by user and credential."""
+
+    def __init__(self, per_user: int, queue_size: int = 256) -> None:
+        self.per_user = per_user
+        self.queue_size = queue_size
+        self.open: set[LiveSocket] = set()
+
+    def add(self, ws: web.WebSocketResponse, user: access.User, credential: Credential) -> LiveSocket:
+        """Keep a new socket; when the user has too many, close their oldest."""
+        sock = LiveSocket(ws, user, credential, asyncio.Queue(maxsize=self.queue_size))
+        theirs = sorted((s for s in self.open if s.credential.user_id == credential.user_id and s.closing is None),
+                        key=lambda s: s.order)
+        for old in theirs[:max(0, len(theirs) + 1 - self.per_user)]:
+            self.close(old, TOO_MANY, f"more than {self.per_user} live sockets for this user: the oldest is closed")
+        self.open.add(sock)
+        return sock
+
+    def forget(self, sock: LiveSocket) -> None:
+        self.open.discard(sock)
+
+    def close(self, sock: LiveSocket, code: int, reason: str) -> None:
+        """Ask the socket to close now: what it had not sent yet is dropped."""
+        if sock.closing is not None:
+            return
+        sock.closing = Close(code, reason)
+        while not sock.queue.empty():
+            sock.queue.get_nowait()
+        sock.queue.put_nowait(sock.closing)
+
+    def close_where(self, which: Callable[[LiveSocket], bool], code: int, reason: str) -> int:
+        chosen = [s for s in self.open if which(s)]
+        for sock in chosen:
+            self.close(sock, code, reason)
+        return len(chosen)
+
+    def end_credential(self, digest: str, reason: str) -> int:
+        return self.close_where(lambda s: s.credential.digest == digest, SIGNED_OUT, reason)
+
+    def end_user(self, user_id: int, reason: str, keep: str | None = None) -> int:
+        """Close the user's sockets but those signed in by `keep` (a credential digest)."""
+        return self.close_where(lambda s: s.credential.user_id == user_id and s.credential.digest != keep,
+                                SIGNED_OUT, reason)
+
+    def publish(self, change: dict[str, Any]) -> None:
+        for sock in list(self.open):
+            if sock.closing is not None:
+                continue
+            seen = for_viewer(change, sock.user)
+            if seen is None:
+                continue
+            try:
+                sock.queue.put_nowait(seen)
+            except asyncio.QueueFull:
+                self.close(sock, TOO_SLOW, "too slow: reconnect for a fresh snapshot")
+
+    async def pump(self, sock: LiveSocket) -> None:
+        """Send the socket its queue until it is asked to close (run by its handler)."""
+        while True:
+            item = await sock.queue.get()
+            if isinstance(item, Close):
+                await sock.ws.close(code=item.code, message=item.reason.encode())
+                return
+            await sock.ws.send_str(json.dumps(item, ensure_ascii=False, default=str))
+
+    async def follow(self, live: LiveSource, retry_s: float = 1.0) -> None:
+        """The one subscription of this app: every change to every socket (until cancelled)."""
+        while True:
+            try:
+                async for change in live.updates():
+                    self.publish(change)
+                return   # the source has no more changes
+            except Exception as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():   # being stopped: not a lost connection
+                    raise asyncio.CancelledError() from exc
+                log.warning("live updates lost (%s); following again in %.0f s", exc, retry_s)
+                await asyncio.sleep(retry_s)
+
+    async def recheck(self, sessionmaker: async_sessionmaker[AsyncSession], every_s: float) -> None:
+        """Close the sockets whose session or token no longer signs in (e.g. ended elsewhere)."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.recheck_once(sessionmaker)
+            except Exception as exc:
+                log.warning("live sockets: could not re-check sessions (%s)", exc)
+
+    async def recheck_once(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        socks = [s for s in self.open if s.closing is None]
+        if not socks:
+            return
+        sessions = {s.credential.digest for s in socks if s.credential.kind == "session"}
+        tokens = {s.credential.digest for s in socks if s.credential.kind == "token"}
+        async with sessionmaker() as session:
+            valid = await users.still_valid(session, sessions, tokens, datetime.now(UTC))
+        for sock in socks:
+            if sock.credential.digest not in valid:
+                self.close(sock, SIGNED_OUT, "signed out")
+
+    async def close_all(self) -> None:
+        """Close every socket now (shutdown: their handlers are about to be cancelled)."""
+        for sock in list(self.open):
+            sock.closing = Close(GOING_AWAY, "server shutting down")
+        await asyncio.gather(*(s.ws.close(code=GOING_AWAY, message=b"server shutting down") for s in list(self.open)),
+                             return_exceptions=True)
