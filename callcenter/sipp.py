@@ -559,11 +559,17 @@ class Sipp:
         self.runs.append(run)
         return run
 
-    async def stop_all(self) -> None:
-        """Stop every run still going; each counts as left running, not stopped on purpose."""
+    def note_left_running(self) -> None:
+        """Mark every run still going as left running (not stopped on purpose), whatever ends it now."""
         for run in self.runs:
             if run.returncode is None:
                 run.left_running = True
+
+    async def stop_all(self) -> None:
+        """Stop every run still going; each counts as left running, not stopped on purpose."""
+        self.note_left_running()
+        for run in self.runs:
+            if run.returncode is None:
                 await run.stop()
 
     async def unchecked(self) -> list[str]:
