@@ -377,39 +377,76 @@ Content-Length: 0
 # ---------------------------------------------------------------- running
 
 
+class SippFailed(AssertionError):
+    """A SIPp party did not end as it should; the message names it, says how it ended and
+    quotes the tail of its output and of its error log."""
+
+
 @dataclass
 class SippRun:
-    """A SIPp process in the Asterisk root."""
+    """A SIPp process in the Asterisk root.
+
+    Its exit code is SIPp's verdict on its calls (0: every call went through the scenario; 1:
+    at least one failed; others: it could not run, or its -timeout ran out). Whoever starts a
+    run looks at that verdict: `expect_ok(run)` waits and raises with the tail of the output,
+    `expect_failure(run)` for a run meant to fail, `stop()` for a phone the test ends itself
+    (SIPp ends gracefully on SIGTERM; its code still counts the calls that failed before).
+    `Sipp.unchecked()` lists every run whose verdict nobody took."""
 
     name: str
     process: asyncio.subprocess.Process
     workdir: Path
     args: list[str] = field(default_factory=list)
+    stopped_on_purpose: bool = False
+    failure_expected: bool = False
+    left_running: bool = False
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode
 
     async def wait(self, timeout: float) -> int:
+        """SIPp's exit code; killed (and TimeoutError) when it runs longer than `timeout`."""
         try:
-            return await asyncio.wait_for(self.process.wait(), timeout)
+            code = await asyncio.wait_for(self.process.wait(), timeout)
         except TimeoutError:
             self.kill()
             await self.process.wait()
             raise
+        return code
 
     def kill(self) -> None:
         if self.process.returncode is None:
             self.process.kill()
 
-    async def stop(self) -> None:
+    async def stop(self) -> int:
+        """End a party the test has no more use for (an agent's phone); returns the exit code,
+        which counts the calls that failed while it ran. A run that already ended is left as it was."""
         if self.process.returncode is None:
+            self.stopped_on_purpose = True
             self.process.terminate()
             try:
                 await asyncio.wait_for(self.process.wait(), 5)
             except TimeoutError:
                 self.kill()
                 await self.process.wait()
+        return self.process.returncode if self.process.returncode is not None else -1
 
     def output(self) -> str:
         path = self.workdir / f"{self.name}.out"
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def errors(self) -> str:
+        path = self.workdir / f"{self.name}_errors.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def tail(self, chars: int = 2500) -> str:
+        """The end of SIPp's screen output (its last statistics) and of its error log."""
+        errors = self.errors()[-chars:]
+        return self.output()[-chars:] + (f"\n--- {self.name}_errors.log ---\n{errors}" if errors.strip() else "")
+
+    def failure(self, why: str) -> SippFailed:
+        return SippFailed(f"sipp {self.name}: {why}\n{self.tail()}")
 
     def rtt_ms(self) -> list[float]:
         """INVITE-to-200 OK times (ms) of every call, from SIPp's -trace_rtt file."""
@@ -423,14 +460,47 @@ class SippRun:
         return values
 
 
+async def expect_ok(run: SippRun, timeout: float = 60) -> None:
+    """Wait for `run` to end and raise `SippFailed` unless SIPp exited 0 (every call as scripted).
+    A run the test stopped itself counts by the code SIPp gave then."""
+    if run.returncode is None:
+        try:
+            await run.wait(timeout)
+        except TimeoutError:
+            raise run.failure(f"still running after {timeout:g} s (killed)") from None
+    if run.returncode != 0:
+        raise run.failure(f"exited {run.returncode}" + (" when stopped" if run.stopped_on_purpose else ""))
+
+
+async def expect_failure(run: SippRun, timeout: float = 60) -> int:
+    """Wait for a run that is meant to fail (a wrong password) and return its non-zero code."""
+    run.failure_expected = True
+    try:
+        code = await run.wait(timeout)
+    except TimeoutError:
+        raise run.failure(f"still running after {timeout:g} s (killed)") from None
+    if code == 0:
+        raise run.failure("exited 0, but it was meant to fail")
+    return code
+
+
+async def stop_ok(run: SippRun) -> None:
+    """Stop a party the test is done with (an agent's phone that would serve more calls) and
+    raise `SippFailed` if any call it had failed (SIPp's exit code on SIGTERM counts them)."""
+    await run.stop()
+    await expect_ok(run)
+
+
 class Sipp:
     """Runs SIPp from the Asterisk root. `host_dir` is the shared spool as the host sees it,
-    `root_dir` the same folder as seen inside the root."""
+    `root_dir` the same folder as seen inside the root. Keeps every run it started, so a test
+    can be held to checking each one (`unchecked`)."""
 
     def __init__(self, host_dir: Path, root_dir: str = "/var/spool/callcenter", asterisk_root: Path = ASTERISK_ROOT):
         self.host_dir = Path(host_dir)
         self.root_dir = root_dir
         self.asterisk_root = asterisk_root
+        self.runs: list[SippRun] = []
         (self.host_dir / "sipp").mkdir(parents=True, exist_ok=True)
         keys = self.host_dir / KEY_DIR
         if not (keys / f"key{MAX_KEYS - 1}_pound.pcap").exists():
@@ -462,8 +532,8 @@ class Sipp:
                     timeout_s: float = 60, trace_rtt: bool = False, trace_msg: bool = False) -> SippRun:
         scenario = self.write(f"{name}.xml", scenario_xml)
         workdir = self.host_dir / "sipp"
-        for old in workdir.glob(f"{name}*_rtt.csv"):
-            old.unlink()
+        for old in [*workdir.glob(f"{name}_*_rtt.csv"), workdir / f"{name}_errors.log"]:
+            old.unlink(missing_ok=True)
         args = ["-sf", scenario, "-i", "127.0.0.1", "-p", str(sip_port), "-mp", str(media_port),
                 "-m", str(calls), "-timeout", f"{int(timeout_s)}s", "-timeout_error", "-nostdin",
                 "-trace_err", "-error_file", f"{self.root_dir}/sipp/{name}_errors.log"]
@@ -485,4 +555,33 @@ class Sipp:
         )
         out.close()
         log.info("sipp %s started (pid %s): %s", name, process.pid, " ".join(args))
-        return SippRun(name=name, process=process, workdir=workdir, args=args)
+        run = SippRun(name=name, process=process, workdir=workdir, args=args)
+        self.runs.append(run)
+        return run
+
+    def note_left_running(self) -> None:
+        """Mark every run still going as left running (not stopped on purpose), whatever ends it now."""
+        for run in self.runs:
+            if run.returncode is None:
+                run.left_running = True
+
+    async def stop_all(self) -> None:
+        """Stop every run still going; each counts as left running, not stopped on purpose."""
+        self.note_left_running()
+        for run in self.runs:
+            if run.returncode is None:
+                await run.stop()
+
+    async def unchecked(self) -> list[str]:
+        """Stop every run still going, and say which runs were not as they should be at the end:
+        left running (never waited for or stopped), or ended with a non-zero code that was not
+        expected (`expect_failure`), including a stop on purpose after calls that failed."""
+        await self.stop_all()
+        problems = []
+        for run in self.runs:
+            if run.left_running:
+                problems.append(f"sipp {run.name}: still running at the end (never waited for or stopped)")
+            elif run.returncode != 0 and not run.failure_expected:
+                how = "stopped on purpose, but " if run.stopped_on_purpose else ""
+                problems.append(f"sipp {run.name}: {how}exited {run.returncode}\n{run.tail(1500)}")
+        return problems

@@ -3,20 +3,29 @@
 Asterisk starts once per test session with configs rendered from the test settings; each
 test gets a fresh engine on a fresh SQLite database. If Asterisk cannot be started the
 tests FAIL (they never skip): `make test` builds the root before it runs them.
+
+Every SIPp party a test starts is held to SIPp's own verdict: a test that passed fails at
+teardown when one of its parties was left running or ended with a code nobody expected.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import secrets
 import shutil
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -30,6 +39,7 @@ from callcenter.rig import AsteriskRig, RigError
 from callcenter.sipp import Sipp
 from callcenter.workorders.categories import load_categories
 from callcenter.workorders.service import WorkOrderService
+from tests.conftest import REDIS_URL
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
 AGENTS = {"1001": 5071, "1002": 5072, "1003": 5073, "1004": 5074}
@@ -38,6 +48,20 @@ PROMPT_CACHE = ROOT_DIR / "var" / "test-prompts"
 SHORT_MENU = Path(__file__).with_name("short_menu.yaml")
 
 pytestmark = pytest.mark.asterisk
+REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """Keep each phase's report on the test, so a fixture's teardown knows whether the test passed."""
+    report: pytest.TestReport = yield
+    item.stash.setdefault(REPORTS, {})[report.when] = report
+    return report
+
+
+def passed(request: pytest.FixtureRequest) -> bool:
+    reports = request.node.stash.get(REPORTS, {})
+    return "call" in reports and reports["call"].passed
 
 
 def rig_overrides(spool: Path, secret: str) -> dict[str, Any]:
@@ -89,6 +113,17 @@ async def wait_until(predicate: Callable[[], Awaitable[bool] | bool], timeout: f
         await asyncio.sleep(every)
 
 
+@pytest.fixture
+async def sipp(rig: AsteriskRig, request: pytest.FixtureRequest) -> AsyncIterator[Sipp]:
+    """The SIPp runner; at teardown every party it started must have ended as SIPp's verdict 0,
+    been stopped on purpose with no failed call, or been expected to fail."""
+    runner = Sipp(rig.spool)
+    yield runner
+    problems = await runner.unchecked()
+    if problems and passed(request):
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
 @dataclass
 class Hotline:
     """A running engine on the real Asterisk, and ways to look at what it did."""
@@ -99,6 +134,7 @@ class Hotline:
     sipp: Sipp
     sessionmaker: Any
     ports: Iterator[int]
+    overrides: dict[str, Any]
 
     async def work_orders(self) -> list[Any]:
         from callcenter.workorders.models import WorkOrder
@@ -120,6 +156,22 @@ class Hotline:
     def agent_state(self, agent_id: str) -> str:
         return self.engine.acd.agent(agent_id).state.value
 
+    def recorded_s(self, call_id: str) -> float:
+        """Seconds of the call MixMonitor has written so far (16-bit 8 kHz stereo raw, while it lasts)."""
+        raw = self.settings.paths.recordings_dir / "incoming" / f"{call_id}.raw"
+        return raw.stat().st_size / 32_000 if raw.exists() else 0.0
+
+    def call_of(self, agent_id: str) -> Any:
+        """The live call agent `agent_id` is on (its session)."""
+        return next(s for s in self.engine.sessions.values() if s.agent_id == agent_id)
+
+    async def talked(self, agent_id: str, seconds: float, timeout: float = 15) -> None:
+        """Until the agent's call has `seconds` more of talk recorded than it had when asked."""
+        call_id = self.call_of(agent_id).call_id
+        start = self.recorded_s(call_id)
+        await wait_until(lambda: self.recorded_s(call_id) >= start + seconds, timeout,
+                         f"{seconds:g} s more of agent {agent_id}'s call recorded")
+
     def next_port(self) -> int:
         return next(self.ports)
 
@@ -128,11 +180,11 @@ class Hotline:
 
 
 @pytest.fixture
-async def hotline(rig: AsteriskRig, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Hotline]:
+async def hotline(rig: AsteriskRig, sipp: Sipp, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Hotline]:
     assert rig.settings.ami.secret is not None
     overrides = rig_overrides(rig.spool, rig.settings.ami.secret.get_secret_value())
     overrides["database"] = {"url": f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}"}
-    overrides["redis"] = {"url": "redis://127.0.0.1:6379/0", "prefix": f"cctest:{uuid.uuid4().hex[:8]}:"}
+    overrides["redis"] = {"url": REDIS_URL, "prefix": f"cctest:{uuid.uuid4().hex[:8]}:"}
     extra = getattr(request, "param", None) or {}
     for key, value in extra.items():
         overrides[key] = {**overrides.get(key, {}), **value} if isinstance(value, dict) else value
@@ -144,15 +196,133 @@ async def hotline(rig: AsteriskRig, tmp_path: Path, request: pytest.FixtureReque
     engine = Engine(settings, sessionmaker, load_menu(settings.ivr.menu_file or None), engine_id="e2e",
                     hooks=[workorders])
     await engine.start()
-    line = Hotline(rig=rig, engine=engine, settings=settings, sipp=Sipp(rig.spool), sessionmaker=sessionmaker,
-                   ports=iter(range(5100, 5400, 2)))
+    line = Hotline(rig=rig, engine=engine, settings=settings, sipp=sipp, sessionmaker=sessionmaker,
+                   ports=iter(range(5100, 5400, 2)), overrides=overrides)
     try:
         yield line
     finally:
+        sipp.note_left_running()   # what the test left running counts so, however it ends now
         await engine.stop()
-        with contextlib.suppress(Exception):
-            rig.hangup_all()
+        if rig.channels():
+            # Hang up while the phones still answer: a BYE nobody answers is sent again for half
+            # a minute, to whichever phone of the next test listens on that port.
+            with contextlib.suppress(Exception):
+                rig.hangup_all()
+            with contextlib.suppress(AssertionError):
+                await line.no_channels_left(timeout=10)
+        await sipp.stop_all()
         await db.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# The web users of the hotline over HTTP: an agent, and a supervisor whose own phone is 1004's.
+WEB_USERS = [
+    {"username": "a1001", "password": "agent-1001-password", "role": "agent", "agent_id": "1001"},
+    {"username": "sup", "password": "supervisor-password", "role": "supervisor", "phone": "1004"},
+]
+
+
+@dataclass
+class WebUser:
+    """One person logged in with a session cookie; every POST carries their CSRF token."""
+
+    username: str
+    base: str
+    http: aiohttp.ClientSession
+    csrf: str
+
+    async def get(self, path: str) -> tuple[int, Any]:
+        async with self.http.get(self.base + path) as r:
+            return r.status, await _body(r)
+
+    async def post(self, path: str, body: dict[str, Any] | None = None, *, csrf: bool = True) -> tuple[int, Any]:
+        headers = {"X-CSRF-Token": self.csrf} if csrf else {}
+        async with self.http.post(self.base + path, json=body or {}, headers=headers) as r:
+            return r.status, await _body(r)
+
+    async def agent(self, agent_id: str) -> dict[str, Any]:
+        status, agents = await self.get("/api/agents")
+        assert status == 200, agents
+        return next(a for a in agents if a["id"] == agent_id)
+
+
+async def _body(response: aiohttp.ClientResponse) -> Any:
+    if response.content_type == "application/json":
+        return await response.json()
+    return await response.text()
+
+
+@dataclass
+class WebHotline:
+    """The web app serving the e2e hotline's engine on a loopback port."""
+
+    base: str
+    line: Hotline
+    sessions: list[aiohttp.ClientSession]
+
+    async def log_in_form(self, username: str) -> WebUser:
+        """Log in as a person does: the form on /login, then the page, where the CSRF token is."""
+        http = self._session()
+        password = next(u["password"] for u in WEB_USERS if u["username"] == username)
+        async with http.post(f"{self.base}/login", data={"username": username, "password": password,
+                                                         "next": "/agent"}) as r:
+            assert r.status == 200 and r.url.path == "/agent", (r.status, r.url)
+            page = await r.text()
+        found = re.search(r'<meta name="csrf-token" content="([^"]+)">', page)
+        assert found, "the agent page carries the CSRF token"
+        return WebUser(username, self.base, http, found.group(1))
+
+    async def log_in_api(self, username: str) -> WebUser:
+        """Log in as a script does: JSON to /api/login, which answers with the CSRF token."""
+        http = self._session()
+        password = next(u["password"] for u in WEB_USERS if u["username"] == username)
+        async with http.post(f"{self.base}/api/login", json={"username": username, "password": password}) as r:
+            assert r.status == 200, await r.text()
+            csrf = (await r.json())["csrf_token"]
+        return WebUser(username, self.base, http, csrf)
+
+    def _session(self) -> aiohttp.ClientSession:
+        session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))   # cookies for an IP host
+        self.sessions.append(session)
+        return session
+
+
+@pytest.fixture
+async def web_hotline(hotline: Hotline) -> AsyncIterator[WebHotline]:
+    """`serve`'s web app (every domain's routes) over the e2e hotline's engine, with the users
+    of WEB_USERS seeded from the settings, on 127.0.0.1."""
+    from callcenter.acd.live import LiveState
+    from callcenter.app import domain_routes
+    from callcenter.web.app import init_app
+    from callcenter.web.users import seed_users
+
+    port = free_port()
+    settings = load_settings(overrides={**hotline.overrides, "users": WEB_USERS,
+                                        "web": {**hotline.overrides["web"], "host": "127.0.0.1", "port": port}})
+    redis = aioredis.Redis.from_url(settings.redis.url, decode_responses=True)
+    live = LiveState(redis, settings.redis.prefix, "e2e")
+    await seed_users(hotline.sessionmaker, settings, datetime.now(UTC))
+    app = init_app(settings, sessionmaker=hotline.sessionmaker, redis=redis, live=live,
+                   agent_control=hotline.engine, route_setups=domain_routes())
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    served = WebHotline(f"http://127.0.0.1:{port}", hotline, [])
+    try:
+        yield served
+    finally:
+        for session in served.sessions:
+            await session.close()
+        await runner.cleanup()
+        keys = [k async for k in redis.scan_iter(match=settings.redis.prefix + "*", count=500)]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
 
 
 class AmiProxy:
@@ -163,6 +333,7 @@ class AmiProxy:
         self.server: asyncio.Server | None = None
         self.pairs: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
         self.accepting = True
+        self.refused = 0   # connections turned away while cut
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -170,6 +341,7 @@ class AmiProxy:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self.accepting:
+            self.refused += 1
             writer.close()
             return
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)

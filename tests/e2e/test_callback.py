@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from callcenter.sipp import Key, agent_scenario, caller_scenario
+from callcenter.sipp import Key, agent_scenario, caller_scenario, expect_ok
 from tests.e2e.conftest import Hotline, wait_until
 from tests.e2e.test_spine import MENU_KEY_AFTER_MS, start_agent, start_caller
 
@@ -16,7 +16,7 @@ async def test_the_kept_place_callback_rings_the_agent_then_the_citizen(hotline:
     line = hotline
     caller = await start_caller(line, "caller_wants_callback", caller_scenario(
         number="13911112222", keys=(Key("2", MENU_KEY_AFTER_MS), Key("1", 3000)), hangup_after_ms=20_000))
-    assert await caller.wait(60) == 0, caller.output()[-2000:]
+    await expect_ok(caller)
     [call] = await line.closed_calls(1)
     assert call.disposition == "callback" and call.attempts == []
     citizen = await line.sipp.start("citizen_called_back", agent_scenario(ring_ms=500, hangup_after_ms=4000),
@@ -31,8 +31,8 @@ async def test_the_kept_place_callback_rings_the_agent_then_the_citizen(hotline:
     await wait_until(attempt_done, 40, "the callback attempt is over")
     [call] = await line.calls()
     assert [(a.agent_id, a.result) for a in call.attempts] == [("1002", "callback_answered")]
-    assert await citizen.wait(30) == 0, citizen.output()[-1500:]
+    await expect_ok(citizen, 30)
     await wait_until(lambda: line.agent_state("1002") in ("wrap_up", "available"), 10, "agent 1002 freed")
     assert line.engine.acd.agent("1002").calls_taken == 1
-    await agent.stop()
+    await expect_ok(agent)
     await line.no_channels_left()

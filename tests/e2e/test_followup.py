@@ -8,7 +8,7 @@ import pytest
 
 from callcenter.calls.models import Call
 from callcenter.calls.outbound import FollowUpCalls
-from callcenter.sipp import Key, agent_scenario, no_answer_scenario
+from callcenter.sipp import Key, agent_scenario, expect_ok, no_answer_scenario
 from callcenter.workorders.categories import load_categories
 from callcenter.workorders.followups import FollowUpService
 from callcenter.workorders.lifecycle import Event
@@ -42,7 +42,7 @@ async def test_an_unhappy_answer_lands_on_the_agents_list_and_returns_the_order(
                                                               hangup_after_ms=20_000),
                                     sip_port=5090, media_port=27000, target=None, calls=1, timeout_s=60)
     await dialer.place_followup_call(follow_up.id, follow_up.number)
-    assert await citizen.wait(40) == 0, citizen.output()[-1500:]
+    await expect_ok(citizen, 40)
     [listed] = await followups.agent_list()
     assert (listed.id, listed.state, listed.digit) == (follow_up.id, "unsatisfied", "2")
     order = await followups._order(order_id)
@@ -62,5 +62,5 @@ async def test_no_answer_goes_to_an_agent(hotline: Hotline) -> None:
     [listed] = await followups.agent_list()
     assert listed.state == "no_answer" and listed.needs_agent
     assert (await followups._order(order_id)).state == "resolved"
-    await silent.stop()
+    await expect_ok(silent, 30)   # it rang until the dialer gave up
     await line.no_channels_left()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from callcenter.notices.service import NoticeService
-from callcenter.sipp import Key, caller_scenario
+from callcenter.sipp import Key, caller_scenario, expect_ok
 from callcenter.workorders.models import Customer
 from tests.e2e.conftest import Hotline
 from tests.e2e.test_spine import start_caller
@@ -30,8 +30,8 @@ async def test_the_notice_is_heard_only_by_callers_from_the_area(hotline: Hotlin
     east = await start_caller(line, "caller_east", caller_scenario(number="13922220001", keys=(Key("1", 2000),),
                                                                    hangup_after_ms=8000))
     west = await start_caller(line, "caller_west", caller_scenario(number="13922220002", hangup_after_ms=3000))
-    assert await east.wait(60) == 0, east.output()[:3000]
-    assert await west.wait(60) == 0, west.output()[-2000:]
+    await expect_ok(east)
+    await expect_ok(west)
     calls = {c.caller_number: c for c in await line.closed_calls(2)}
     assert calls["13922220001"].ivr_path[:2] == ["notice", "notice:left"]
     assert calls["13922220001"].disposition == "message_only"

@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 from callcenter.recording.service import RecordingService
 from callcenter.recording.store import TranscriptStore
 from callcenter.recording.worker import run_worker
-from callcenter.sipp import Key, caller_scenario
+from callcenter.sipp import Key, caller_scenario, expect_ok
 from tests.e2e.conftest import Hotline
 from tests.e2e.test_spine import MENU_KEY_AFTER_MS, start_agent, start_caller
 
@@ -29,7 +29,7 @@ async def test_both_channels_of_a_real_call_are_transcribed(hotline: Hotline) ->
     agent = await start_agent(line, "1001", speech=agent_speech, ring_ms=300)
     caller = await start_caller(line, "caller_ko", caller_scenario(
         keys=(Key("2", MENU_KEY_AFTER_MS),), speech_pcap=caller_speech, speak_after_ms=4000, hangup_after_ms=7000))
-    assert await caller.wait(60) == 0
+    await expect_ok(caller)
     [call] = await line.closed_calls(1)
     assert call.recording_path
     try:
@@ -39,7 +39,7 @@ async def test_both_channels_of_a_real_call_are_transcribed(hotline: Hotline) ->
         words = await TranscriptStore(line.sessionmaker).words(call.id)
     finally:
         await redis.aclose()
-        await agent.stop()
+    await expect_ok(agent)
     assert all(0 <= w.start_s < w.end_s <= call.recording_duration_s + 0.1 for w in words)
     agent_words = [w for w in words if w.channel == "agent"]
     caller_words = [w for w in words if w.channel == "caller"]

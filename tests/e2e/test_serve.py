@@ -4,7 +4,6 @@ over HTTP by the agent desk and the field unit."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from pathlib import Path
 
@@ -14,27 +13,22 @@ import pytest
 from callcenter.app import serve
 from callcenter.config import load_settings
 from callcenter.rig import AsteriskRig
-from callcenter.sipp import Key, Sipp, agent_scenario, caller_scenario
-from tests.e2e.conftest import AGENTS, rig_overrides, wait_until
+from callcenter.sipp import Key, Sipp, agent_scenario, caller_scenario, expect_ok
+from tests.conftest import REDIS_URL
+from tests.e2e.conftest import AGENTS, free_port, rig_overrides, wait_until
 from tests.e2e.test_spine import MENU_KEY_AFTER_MS
 
 pytestmark = pytest.mark.asterisk
 CLI_TOKEN = "serve-test-admin-token"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def test_the_wired_hotline_takes_a_call_and_its_order_is_worked_over_http(rig: AsteriskRig,
+async def test_the_wired_hotline_takes_a_call_and_its_order_is_worked_over_http(rig: AsteriskRig, sipp: Sipp,
                                                                               tmp_path: Path) -> None:
     assert rig.settings.ami.secret is not None
     port = free_port()
     overrides = rig_overrides(rig.spool, rig.settings.ami.secret.get_secret_value())
     overrides["database"] = {"url": f"sqlite+aiosqlite:///{tmp_path / 'hotline.db'}"}
-    overrides["redis"] = {"url": "redis://127.0.0.1:6379/0", "prefix": f"cctest:{uuid.uuid4().hex[:8]}:"}
+    overrides["redis"] = {"url": REDIS_URL, "prefix": f"cctest:{uuid.uuid4().hex[:8]}:"}
     overrides["web"] = {**overrides["web"], "port": port, "cli_token": CLI_TOKEN}
     overrides["users"] = [{"username": "repair", "password": "repair-password-1", "role": "unit",
                            "unit": "repair_team"}]
@@ -42,7 +36,6 @@ async def test_the_wired_hotline_takes_a_call_and_its_order_is_worked_over_http(
     stop = asyncio.Event()
     hotline = asyncio.create_task(serve(settings, stop))
     base, admin = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {CLI_TOKEN}"}
-    sipp = Sipp(rig.spool)
     try:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:   # an IP host
             async def healthy() -> bool:
@@ -62,7 +55,7 @@ async def test_the_wired_hotline_takes_a_call_and_its_order_is_worked_over_http(
             caller = await sipp.start("serve-caller", caller_scenario(
                 number="13912340000", keys=(Key("2", MENU_KEY_AFTER_MS),), hangup_after_ms=4000),
                 sip_port=5398, media_port=39800, service=settings.hotline.number, calls=1, timeout_s=90)
-            assert await caller.wait(60) == 0, caller.output()[-2000:]
+            await expect_ok(caller)
 
             async def one_order() -> list[dict]:
                 async with http.get(f"{base}/api/orders", headers=admin) as r:
@@ -81,7 +74,7 @@ async def test_the_wired_hotline_takes_a_call_and_its_order_is_worked_over_http(
                                  headers={"X-CSRF-Token": csrf}) as r:
                 assert r.status == 200, await r.text()
                 assert (await r.json())["order"]["state"] == "acknowledged"
-            await agent.stop()
+            await expect_ok(agent)
     finally:
         stop.set()
         await asyncio.wait_for(hotline, 30)

@@ -2,12 +2,11 @@
 keeps both legs and one recording covers the whole call."""
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
-from callcenter.sipp import Key, caller_scenario
+from callcenter.sipp import Key, caller_scenario, expect_ok, stop_ok
 from tests.e2e.conftest import Hotline, wait_until
 from tests.e2e.test_spine import MENU_KEY_AFTER_MS, start_agent, start_caller
 
@@ -32,11 +31,11 @@ async def test_an_agent_transfers_the_caller_to_a_colleague(hotline: Hotline) ->
         await line.engine.transfer("1001")
     with pytest.raises(LookupError, match="unknown queue"):
         await line.engine.transfer("1001", queue="nowhere")
-    await asyncio.sleep(3)   # they talk a little first
+    await line.talked("1001", 3)   # they talk a little first
     done = await line.engine.transfer("1001", to_agent="1002")
     await wait_until(lambda: line.agent_state("1002") == "on_call", 30, "agent 1002 takes the transferred call")
     assert line.agent_state("1001") in ("wrap_up", "available")
-    assert await caller.wait(60) == 0, caller.output()[-2000:]
+    await expect_ok(caller)
     [call] = await line.closed_calls(1)
     assert call.id == done["call_id"]
     assert [(a.agent_id, a.result) for a in call.attempts] == [("1001", "answered"), ("1002", "answered")]
@@ -51,7 +50,7 @@ async def test_an_agent_transfers_the_caller_to_a_colleague(hotline: Hotline) ->
     assert Path(call.recording_path).exists()
     assert call.recording_duration_s > (call.ended_at - call.agent_answered_at).total_seconds() + 1   # both legs
     for phone in (first, second):
-        await phone.stop()
+        await expect_ok(phone)   # one call each
     await line.no_channels_left()
 
 
@@ -60,14 +59,16 @@ async def test_an_agent_consults_a_colleague_then_hands_the_caller_over(hotline:
     await line.engine.login("1001")
     await line.engine.login("1003")
     # 1001 talks 4 s to the caller, consults 1003 and hangs up at 10 s; 1003 talks until ~19 s.
-    first = await start_agent(line, "1001", hangup_after_ms=10_000)
-    colleague = await start_agent(line, "1003", hangup_after_ms=15_000)
+    # Their phones send RTP all the time (the recording, which marks the talk, grows while media flows).
+    speech = line.sipp.speech("agent_consult.pcap", "one moment please", total_s=30)
+    first = await start_agent(line, "1001", hangup_after_ms=10_000, speech=speech)
+    colleague = await start_agent(line, "1003", hangup_after_ms=15_000, speech=speech)
     caller = await start_caller(line, "caller_consulted", caller_scenario(
         number="13977776666", keys=(Key("2", MENU_KEY_AFTER_MS),), hangup_after_ms=60_000))
     await wait_until(lambda: line.agent_state("1001") == "on_call", 30, "agent 1001 takes the call")
     with pytest.raises(ValueError, match="themself"):
         await line.engine.consult("1001", "1001")
-    await asyncio.sleep(4)
+    await line.talked("1001", 4)
     done = await line.engine.consult("1001", "1003")
     assert line.agent_state("1003") == "paused"          # held for this call: nobody else rings them
     session = line.engine.sessions[done["call_id"]]
@@ -75,13 +76,13 @@ async def test_an_agent_consults_a_colleague_then_hands_the_caller_over(hotline:
     assert session.agent_id == "1001"                    # still 1001's call while they consult
     await wait_until(lambda: session.agent_id == "1003", 20, "1001 hangs up: the caller is 1003's now")
     await wait_until(lambda: line.agent_state("1001") in ("wrap_up", "available"), 10, "1001 is done")
-    assert await caller.wait(60) == 0, caller.output()[-2000:]
+    await expect_ok(caller)
     [call] = await line.closed_calls(1)
     assert [(a.agent_id, a.result) for a in call.attempts] == [("1001", "answered"), ("1003", "answered")]
     assert (call.agent_id, call.disposition, call.hangup_first) == ("1003", "answered", "agent")
     await wait_until(lambda: line.agent_state("1003") == "available", 15, "1003 free again after the call")
     for phone in (first, colleague):
-        await phone.stop()
+        await expect_ok(phone)
     await line.no_channels_left()
 
 
@@ -98,10 +99,10 @@ async def test_a_consult_nobody_answers_leaves_the_caller_with_the_agent(hotline
     session = line.engine.sessions[done["call_id"]]
     await wait_until(lambda: session.consult is None, 25, "the consult rings out")
     assert line.agent_state("1004") == "available" and line.agent_state("1001") == "on_call"
-    assert await caller.wait(60) == 0, caller.output()[-2000:]
+    await expect_ok(caller)
     [call] = await line.closed_calls(1)
     assert [(a.agent_id, a.result) for a in call.attempts] == [("1001", "answered"), ("1004", "no_answer")]
     assert (call.agent_id, call.disposition, call.hangup_first) == ("1001", "answered", "agent")
-    for phone in (first, deaf):
-        await phone.stop()
+    await expect_ok(first)
+    await stop_ok(deaf)   # rang for the consult and was cancelled
     await line.no_channels_left()

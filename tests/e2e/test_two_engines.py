@@ -29,10 +29,9 @@ from callcenter.ami.connection import AmiConnection
 from callcenter.calls.models import Call
 from callcenter.db import create_engine, make_sessionmaker
 from callcenter.rig import AsteriskRig
-from callcenter.sipp import Key, Sipp, agent_scenario, caller_scenario
+from callcenter.sipp import Key, Sipp, agent_scenario, caller_scenario, expect_ok, stop_ok
 from tests.conftest import postgres_database
-from tests.e2e.conftest import AGENTS, rig_overrides, wait_until
-from tests.e2e.test_serve import free_port
+from tests.e2e.conftest import AGENTS, free_port, rig_overrides, wait_until
 from tests.e2e.test_spine import MENU_KEY_AFTER_MS
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.postgres, pytest.mark.timeout(420)]
@@ -127,7 +126,7 @@ async def engines(rig: AsteriskRig, tmp_path: Path, hotline_db: str,
 
 
 async def test_two_engines_one_killed_mid_load_no_caller_lost(rig: AsteriskRig, engines: list[EngineProcess],
-                                                             hotline_db: str, tmp_path: Path) -> None:
+                                                             hotline_db: str, tmp_path: Path, sipp: Sipp) -> None:
     a, b = engines
     admin = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -155,7 +154,6 @@ async def test_two_engines_one_killed_mid_load_no_caller_lost(rig: AsteriskRig, 
             rows = await session.execute(select(Call).options(selectinload(Call.attempts)))
             return list(rows.scalars())
 
-    sipp = Sipp(rig.spool)
     parties: list[Any] = []
     try:
         async with aiohttp.ClientSession() as http:
@@ -190,7 +188,7 @@ async def test_two_engines_one_killed_mid_load_no_caller_lost(rig: AsteriskRig, 
             in_flight = [c.id for c in await calls() if c.engine_id == "engine-a" and not c.closed]
             a.kill()                                    # no goodbye: its calls are orphans now
 
-            assert await callers.wait(240) == 0, callers.output()[-3000:]
+            await expect_ok(callers, 240)
 
             async def all_closed() -> bool:
                 rows = await calls()
@@ -208,6 +206,8 @@ async def test_two_engines_one_killed_mid_load_no_caller_lost(rig: AsteriskRig, 
             async with http.get(f"{b.base}/api/agents", headers=admin) as r:
                 states = {x["id"]: x["state"] for x in await r.json()}
             assert all(states[agent_id] in ("available", "wrap_up") for agent_id in AGENTS), states
+        for party in parties:
+            await stop_ok(party)                                         # no phone saw a call fail
         assert b.stop() == 0, b.log_tail()
     finally:
         for party in parties:
@@ -219,13 +219,12 @@ async def test_two_engines_one_killed_mid_load_no_caller_lost(rig: AsteriskRig, 
 
 
 async def test_an_engine_restarted_carries_on_its_calls_and_its_agents_states(
-        rig: AsteriskRig, engines: list[EngineProcess], hotline_db: str) -> None:
+        rig: AsteriskRig, engines: list[EngineProcess], hotline_db: str, sipp: Sipp) -> None:
     a, b = engines
     assert b.stop() == 0                        # one engine alone: nobody else could take over
     admin = {"Authorization": f"Bearer {TOKEN}"}
     db = create_engine(hotline_db)
     sessionmaker = make_sessionmaker(db)
-    sipp = Sipp(rig.spool)
     parties: list[Any] = []
 
     async def the_call() -> Call | None:
@@ -261,7 +260,7 @@ async def test_an_engine_restarted_carries_on_its_calls_and_its_agents_states(
             assert rig.channels(), "the call goes on in Asterisk while no engine runs"
             a.restart()
             await wait_until(lambda: a.healthy(http), 60, "engine a is up again")
-            assert await caller.wait(60) == 0, caller.output()[-3000:]
+            await expect_ok(caller)
 
             async def closed() -> bool:
                 call = await the_call()
@@ -275,6 +274,7 @@ async def test_an_engine_restarted_carries_on_its_calls_and_its_agents_states(
             states = await agents()
             assert states["1002"] == ("paused", "training"), states              # kept over the restart
             await wait_until(lambda: _available(agents(), "1001"), 15, "agent 1001 free again after the call")
+            await expect_ok(parties[0])   # the agent's one call
     finally:
         for party in parties:
             await party.stop()

@@ -6,7 +6,7 @@ import contextlib
 
 import pytest
 
-from callcenter.sipp import Key, caller_scenario
+from callcenter.sipp import Key, caller_scenario, expect_ok
 from tests.e2e.conftest import Hotline, wait_until
 from tests.e2e.test_spine import MENU_KEY_AFTER_MS, start_agent, start_caller
 
@@ -29,13 +29,13 @@ async def test_a_waiting_caller_hears_their_place_and_the_wait(hotline: Hotline)
 
     await wait_until(lambda: second_session() is not None and second_session().announcements >= 1, 30,
                      "the second caller heard an announcement")
-    await second.wait(40)
-    calls = await line.closed_calls(1, timeout=30)
-    second_call = next(c for c in await line.calls() if c.caller_number == "13900000002")
-    assert second_call.disposition in ("abandoned_in_queue", "answered")
-    await first.wait(60)
-    await agent.stop()
-    assert calls
+    await expect_ok(second, 40)
+    await expect_ok(first)
+    calls = {c.caller_number: c for c in await line.closed_calls(2, timeout=30)}
+    assert calls["13900000001"].disposition == "answered"
+    # The second caller came when 1001 had just answered; it gives up after 12 s, before 1001's 14 s talk ends.
+    assert calls["13900000002"].disposition == "abandoned_in_queue"
+    await expect_ok(agent)
     await line.no_channels_left(timeout=30)
 
 
@@ -54,8 +54,8 @@ async def test_a_caller_who_waits_too_long_overflows_to_another_queue(hotline: H
     [call] = await line.closed_calls(1, timeout=45)
     assert call.category == "leak" and call.queue == "general"      # came in on leak, answered from general
     assert call.agent_id == "1002" and call.disposition == "answered"
-    await caller.wait(30)
-    await agent.stop()
+    await expect_ok(caller, 30)
+    await expect_ok(agent)
     await line.no_channels_left()
 
 
@@ -74,14 +74,18 @@ async def test_the_agent_gets_a_screen_pop_with_the_callers_last_calls(hotline: 
                 pops.append(change)
 
     listener = asyncio.create_task(listen())
-    await asyncio.sleep(0.3)
+
+    async def subscribed() -> bool:
+        return any(count for _, count in await client.pubsub_numsub(live.channel))
+
+    await wait_until(subscribed, 5, "the listener follows the live channel")
     await line.engine.login("1003")
     agent = await start_agent(line, "1003", hangup_after_ms=1500, calls=2)
     for n in range(2):
         caller = await start_caller(line, f"caller_pop{n}", caller_scenario(
             number="13700000007", keys=(Key("2", MENU_KEY_AFTER_MS),), hangup_after_ms=20_000))
         await line.closed_calls(n + 1, timeout=45)
-        await caller.wait(30)
+        await expect_ok(caller, 30)
         await wait_until(lambda: line.agent_state("1003") == "available", 15, "1003 free again")
     listener.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -89,7 +93,7 @@ async def test_the_agent_gets_a_screen_pop_with_the_callers_last_calls(hotline: 
     assert len(pops) == 2 and all(p["id"] == "1003" for p in pops)
     assert pops[0]["data"]["caller"] == "13700000007" and pops[0]["data"]["last_calls"] == []
     assert [c["agent_id"] for c in pops[1]["data"]["last_calls"]] == ["1003"]
-    await agent.stop()
+    await expect_ok(agent)   # its two calls
     await line.no_channels_left()
 
 
@@ -109,6 +113,6 @@ async def test_a_closed_queue_sends_its_callers_to_the_queue_that_covers_it(hotl
         keys=(Key("3", MENU_KEY_AFTER_MS),), hangup_after_ms=30_000))
     [call] = await line.closed_calls(1, timeout=45)
     assert (call.category, call.queue, call.agent_id, call.disposition) == ("billing", "general", "1003", "answered")
-    await caller.wait(30)
-    await agent.stop()
+    await expect_ok(caller, 30)
+    await expect_ok(agent)
     await line.no_channels_left()

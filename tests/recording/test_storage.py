@@ -78,17 +78,21 @@ async def test_the_worker_makes_the_copy_and_keeps_nothing_of_a_call_erased_mean
     settings = settings.model_copy(update={
         "database": settings.database.model_copy(update={"url": database_url}),
         "redis": settings.redis.model_copy(update={"prefix": prefix})})
-    call_id, files = await recorded_call(sessionmaker, settings.paths.recordings_dir, words=False)
+    folder = settings.paths.recordings_dir
+    call_id, files = await recorded_call(sessionmaker, folder, number="13911112222", words=False)
     wav, ogg = files[0], files[1]
-    ogg.unlink()
+    if not erased_meanwhile:
+        ogg.unlink()   # the worker makes it
+    loop = asyncio.get_running_loop()
 
     class Transcriber:
         def __init__(self, model, grammar=None, skipping=None) -> None:
             pass
 
         def transcribe(self, path, muted=None) -> Decoded:
-            if erased_meanwhile:   # the caller's erasure runs while the worker decodes
-                path.unlink()
+            if erased_meanwhile:   # the caller's erasure, the real one, runs while the worker decodes
+                erasure = erase_caller(sessionmaker, folder, "13911112222", "admin", "caller asked", NOW)
+                assert asyncio.run_coroutine_threadsafe(erasure, loop).result(30) == 1
             return Decoded(2.0, [Word("caller", "漏水", 0.5, 0.9, 0.9)], channel_s=4.0, decoded_s=1.0)
 
     monkeypatch.setattr(worker, "load_model", lambda path=None: None)
@@ -99,8 +103,12 @@ async def test_the_worker_makes_the_copy_and_keeps_nothing_of_a_call_erased_mean
     assert await worker.run_worker(settings, asyncio.Event(), consumer="w1", max_jobs=1) == 1
     assert await queue.pending() == 0
     if erased_meanwhile:
-        assert not wav.exists() and not ogg.exists()
-        assert (await held(sessionmaker, call_id))[:2] == (0, 0)
+        assert not any(p.exists() for p in files), "the WAV, its Opus copy and every leftover are gone"
+        assert not [p for p in folder.rglob("*") if p.is_file()]
+        assert await held(sessionmaker, call_id) == (0, 0, None, None), "no transcript, no path, no hash"
+        [kept] = await audit(sessionmaker)
+        assert (kept.action, kept.actor, kept.call_id, kept.caller_number) == (ERASE, "admin", call_id, "13911112222")
+        assert "caller asked" in kept.detail
     else:
         assert wav.exists() and ogg.exists() and ogg.stat().st_size < wav.stat().st_size
         assert (await held(sessionmaker, call_id))[:2] == (1, 1)
