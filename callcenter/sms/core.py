@@ -127,17 +127,22 @@ class Reply:
     code: str | None      # the message's short code, when the sender added one
 
 
-_REPLY = re.compile(r"^([0-9])(?:[#＃*]?([0-9]{3}))?$")
-_REPLY_CODE_FIRST = re.compile(r"^([0-9]{3})[#＃*]?([0-9])$")
+_SEPARATORS = re.compile(r"[\s　#＃*,，.。]+")
 
 
 def parse_reply(text: str) -> Reply | None:
-    """'2', '2 417', '2#417' or '417 2' -> Reply; anything else None (stored, for a person)."""
-    squeezed = _squeeze(text).replace("签收", "1")
-    if m := _REPLY.match(squeezed):
-        return Reply(m.group(1), m.group(2))
-    if m := _REPLY_CODE_FIRST.match(squeezed):
-        return Reply(m.group(2), m.group(1))
+    """'2', '2 417', '2#417', '2417' or '417 2' -> Reply; anything else None (stored, for a person)."""
+    cleaned = text.strip().replace("签收", " 1 ")
+    cleaned = cleaned.translate(str.maketrans("０１２３４５６７８９", "0123456789"))
+    words = [w for w in _SEPARATORS.split(cleaned) if w]
+    if not words or not all(w.isascii() and w.isdigit() for w in words):
+        return None
+    if len(words) == 1 and len(words[0]) in (1, 4):
+        return Reply(words[0][0], words[0][1:] or None)
+    if len(words) == 2:
+        one, other = sorted(words, key=len)
+        if len(one) == 1 and len(other) == 3:
+            return Reply(one, other)
     return None
 
 
