@@ -131,9 +131,9 @@ class SmsService:
     async def _insert_new(self, session: AsyncSession, rows: list[dict[str, Any]]) -> int:
         dialect = session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = insert(SmsMessage).values(rows).on_conflict_do_nothing(index_elements=["idempotency_key"])
-        result = await session.execute(statement)
-        return int(result.rowcount or 0)   # type: ignore[attr-defined]
+        statement = (insert(SmsMessage).values(rows).on_conflict_do_nothing(index_elements=["idempotency_key"])
+                     .returning(SmsMessage.id))
+        return len((await session.execute(statement)).all())
 
     async def _opted_out(self, session: AsyncSession, numbers: Sequence[str]) -> set[str]:
         found: set[str] = set()
@@ -232,34 +232,42 @@ class SmsService:
         now = now or self.clock.now()
         if dlr_type not in core.DLR_TYPES:
             raise ValueError(f"type: {dlr_type} is not a Kannel delivery report type")
-        retry = False
-        async with self.sessionmaker() as session, session.begin():
-            message = await session.get(SmsMessage, message_id, with_for_update=True)
-            if message is None:
-                raise LookupError(f"id: no message {message_id!r}")
-            if not hmac.compare_digest(message.dlr_token.encode(), token.encode()):
-                raise PermissionError("token: wrong for this message")
-            message.reports += 1
-            if attempt != message.attempts:
-                return message
-            before = State(message.state)
-            after = core.after_report(before, dlr_type)
-            if after is not before:
-                message.state = after.value
-                message.claim = None
+        # Reports of one message come together (8 and 1 at once): the change is a conditional
+        # UPDATE on the state it was computed from, tried again when another report won.
+        for _ in range(20):
+            async with self.sessionmaker() as session, session.begin():
+                message = await session.get(SmsMessage, message_id)
+                if message is None:
+                    raise LookupError(f"id: no message {message_id!r}")
+                if not hmac.compare_digest(message.dlr_token.encode(), token.encode()):
+                    raise PermissionError("token: wrong for this message")
+                counted = update(SmsMessage).where(SmsMessage.id == message_id)
+                before = State(message.state)
+                after = core.after_report(before, dlr_type)
+                if attempt != message.attempts or after is before:
+                    await session.execute(counted.values(reports=SmsMessage.reports + 1))
+                    return message
+                values: dict[str, Any] = {"state": after.value, "claim": None, "reports": SmsMessage.reports + 1}
+                retry = False
                 if after is State.SENT:
-                    message.sent_at = message.sent_at or now
+                    values["sent_at"] = message.sent_at or now
                 elif after is State.DELIVERED:
-                    message.delivered_at = now
-                    message.sent_at = message.sent_at or now
+                    values["delivered_at"], values["sent_at"] = now, message.sent_at or now
                 elif after is State.FAILED:
-                    message.failed_at, message.last_error = now, f"delivery report {dlr_type}"
+                    values["failed_at"], values["last_error"] = now, f"delivery report {dlr_type}"
                     if self._retry_after_failure(message):
                         retry = True
-                        message.state, message.failed_at = State.QUEUED.value, None
-                        message.next_attempt_at = core.earliest_send(message.kind, message.urgent, now + timedelta(
-                            seconds=core.backoff_s(message.attempts, self.settings.retry_initial_s,
-                                                   self.settings.retry_max_s)), self.quiet)
+                        values.update(state=State.QUEUED.value, failed_at=None,
+                                      next_attempt_at=core.earliest_send(message.kind, message.urgent, now + timedelta(
+                                          seconds=core.backoff_s(message.attempts, self.settings.retry_initial_s,
+                                                                 self.settings.retry_max_s)), self.quiet))
+                done = await session.execute(counted.where(SmsMessage.state == before.value,
+                                                           SmsMessage.attempts == attempt).values(**values))
+                if done.rowcount == 1:   # type: ignore[attr-defined]
+                    break
+        else:
+            raise RuntimeError(f"message {message_id}: its state kept changing under the report")
+        message = await self.get(message_id) or message
         if after is State.FAILED and not retry:
             await self._failed(message, now)
         return message
