@@ -224,3 +224,30 @@ class TokenBucket:
             self.tokens -= 1
             return 0.0
         return (1 - self.tokens) / self.rate
+
+
+# ---------------------------------------------------------------- follow-up policy
+
+
+@dataclass(frozen=True)
+class FollowUpPolicy:
+    """Per case, how a resolved order is followed up (回访): by SMS, the automated call or a
+    person. The energy hotline's rule: SMS for every case but inquiries and praise; rescue,
+    reports, complaints, repeat and transferred cases go to a person."""
+
+    none: frozenset[str]          # categories not followed up
+    person: frozenset[str]        # categories a person follows up
+    call: frozenset[str]          # categories the automated call follows up
+    person_when: frozenset[str]   # cases a person follows up: repeat, transferred, escalated
+
+    def channel(self, category: str, cases: set[str]) -> str:
+        if category in self.none:
+            return "none"
+        if category in self.person or cases & self.person_when:
+            return "person"
+        if category in self.call:
+            return "call"
+        return "sms"
+
+
+FOLLOW_UP_DIGITS = {"1": "satisfied", "2": "unsatisfied", "3": "not_resolved"}

@@ -55,7 +55,7 @@ class Outgoing:
     key: str
     urgent: bool = False
     ref: str | None = None
-    expects_reply: bool = False
+    expects_reply: bool = False   # a short code is drawn; "{code}" in the text is replaced by it
 
 
 def _hhmm(value: str) -> time:
@@ -111,8 +111,10 @@ class SmsService:
                     code = random.choice([c for c in (f"{i:03d}" for i in range(100, 1000)) if c not in used])
                     used.add(code)
                     until = now + timedelta(hours=self.settings.reply_window_h)
+                text = m.text.replace("{code}", code) if code else m.text
+                seg = core.segments(text)
                 rows.append({
-                    "id": str(uuid.uuid4()), "idempotency_key": m.key, "number": number, "text": m.text,
+                    "id": str(uuid.uuid4()), "idempotency_key": m.key, "number": number, "text": text,
                     "kind": m.kind, "urgent": m.urgent, "ref": m.ref, "coding": seg.coding, "parts": seg.parts,
                     "state": (State.FAILED if refused else State.QUEUED).value, "attempts": 0,
                     "next_attempt_at": core.earliest_send(m.kind, m.urgent, now, self.quiet), "claim": None,
