@@ -28,7 +28,7 @@ def start_sms(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
     app[SMS] = service
     if not settings.sms.enabled:
         return None
-    hooks = []
+    hooks: list[Any] = []
     if domains.get("followups") is not None:
         hooks.append(SmsFollowUps(service, domains["followups"], settings.hotline.name))
     if domains.get("notices") is not None:

@@ -28,15 +28,14 @@ def test_the_policy_picks_sms_the_call_or_a_person_per_case(sms_settings) -> Non
         "billing", set()) == "call"
 
 
-async def _resolved(sessionmaker, hotline, call_id: str) -> tuple[WorkOrderService, FollowUpService, int]:
+async def _resolved(sessionmaker, hotline, call_id: str) -> tuple[SmsFollowUps, int]:
     orders = WorkOrderService(sessionmaker, load_categories(), "Asia/Shanghai")
-    followups = FollowUpService(sessionmaker, orders)
-    SmsFollowUps(hotline.service, followups, "96666 供水服务热线")
+    sms_followups = SmsFollowUps(hotline.service, FollowUpService(sessionmaker, orders), "96666 供水服务热线")
     await a_call(sessionmaker, call_id)
     order = await orders.draft_from_call(call_id)
     for event in (Event.DISPATCH, Event.ACKNOWLEDGE, Event.ARRIVE, Event.RESOLVE):
         await orders.apply(order.id, event, "unit")
-    return orders, followups, order.id
+    return sms_followups, order.id
 
 
 async def _follow_up(sessionmaker, order_id: int) -> FollowUp:
@@ -52,7 +51,7 @@ async def _order_state(sessionmaker, order_id: int) -> str:
 async def test_the_follow_up_sms_reaches_the_phone_and_a_reply_of_2_returns_the_order(
         gateway, hotline, sessionmaker) -> None:
     since = gateway.carrier.offset()
-    _, _, order_id = await _resolved(sessionmaker, hotline, "sms-f1")
+    _, order_id = await _resolved(sessionmaker, hotline, "sms-f1")
     follow_up = await _follow_up(sessionmaker, order_id)
     assert follow_up.state == "sms"
     [message] = await hotline.service.by_ref(f"followup:{follow_up.id}")
@@ -68,8 +67,7 @@ async def test_the_follow_up_sms_reaches_the_phone_and_a_reply_of_2_returns_the_
 
 
 async def test_no_reply_within_the_window_falls_back_to_the_automated_call(gateway, hotline, sessionmaker) -> None:
-    orders, followups, order_id = await _resolved(sessionmaker, hotline, "sms-f2")
-    sms_followups = SmsFollowUps(hotline.service, followups, "96666")
+    sms_followups, order_id = await _resolved(sessionmaker, hotline, "sms-f2")
     follow_up = await _follow_up(sessionmaker, order_id)
     [message] = await hotline.service.by_ref(f"followup:{follow_up.id}")
     assert await sms_followups.fall_back_to_calls(now=message.created_at + timedelta(hours=47)) == 0
