@@ -81,6 +81,9 @@ bearerbox-port = {s.smsbox_port}
 sendsms-port = {s.sendsms_port}
 sendsms-interface = "{host}"
 mo-recode = true
+# A reply or delivery report the hotline did not take (down, restarting) is offered again.
+http-request-retry = 3
+http-queue-delay = 2
 log-file = "{cfg}/smsbox.log"
 log-level = 1
 

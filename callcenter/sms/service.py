@@ -17,6 +17,7 @@ not move a retried one.
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import random
@@ -25,10 +26,11 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.clock import Clock, SystemClock
@@ -58,6 +60,32 @@ class Outgoing:
     expects_reply: bool = False   # a short code is drawn; "{code}" in the text is replaced by it
 
 
+T = TypeVar("T")
+
+
+@dataclass
+class _Report:
+    message_id: str
+    attempt: int
+    token: str
+    dlr_type: int
+    now: datetime
+    done: asyncio.Future[SmsMessage]
+
+
+async def when_unlocked(work: Callable[[], Awaitable[T]], tries: int = 40) -> T:
+    """Run `work` again while SQLite says "database is locked" (a burst of writers outlasting
+    its busy timeout): a stored outcome is worth a short wait."""
+    for round_ in range(tries):
+        try:
+            return await work()
+        except OperationalError as exc:
+            if "locked" not in str(exc) or round_ == tries - 1:
+                raise
+            await asyncio.sleep(min(1.0, 0.02 * (round_ + 1)))
+    raise AssertionError("unreachable")
+
+
 def _hhmm(value: str) -> time:
     hours, minutes = value.split(":")
     return time(int(hours), int(minutes))
@@ -76,6 +104,8 @@ class SmsService:
         self.reply_handlers: dict[str, ReplyHandler] = {}
         self.failure_handlers: dict[str, FailureHandler] = {}
         self.queued_listeners: list[Callable[[], None]] = []   # the sender wakes up
+        self._reports: list[_Report] = []
+        self._writer: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ enqueue
 
@@ -133,9 +163,9 @@ class SmsService:
     async def _insert_new(self, session: AsyncSession, rows: list[dict[str, Any]]) -> int:
         dialect = session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = (insert(SmsMessage).values(rows).on_conflict_do_nothing(index_elements=["idempotency_key"])
+        statement = (insert(SmsMessage).on_conflict_do_nothing(index_elements=["idempotency_key"])
                      .returning(SmsMessage.id))
-        return len((await session.execute(statement)).all())
+        return len((await session.execute(statement, rows)).all())
 
     async def _opted_out(self, session: AsyncSession, numbers: Sequence[str]) -> set[str]:
         found: set[str] = set()
@@ -188,12 +218,16 @@ class SmsService:
         now = now or self.clock.now()
         if not ids:
             return
-        async with self.sessionmaker() as session, session.begin():
-            await session.execute(update(SmsMessage).where(SmsMessage.id.in_(list(ids)))
-                                  .values(claim=None, sent_at=func.coalesce(SmsMessage.sent_at, now)))
-            await session.execute(update(SmsMessage).where(SmsMessage.id.in_(list(ids)),
-                                                           SmsMessage.state == State.QUEUED.value)
-                                  .values(state=State.SENT.value))
+
+        async def work() -> None:
+            async with self.sessionmaker() as session, session.begin():
+                await session.execute(update(SmsMessage).where(SmsMessage.id.in_(list(ids)))
+                                      .values(claim=None, sent_at=func.coalesce(SmsMessage.sent_at, now)))
+                await session.execute(update(SmsMessage).where(SmsMessage.id.in_(list(ids)),
+                                                               SmsMessage.state == State.QUEUED.value)
+                                      .values(state=State.SENT.value))
+
+        await when_unlocked(work)
 
     async def gateway_down(self, ids: Sequence[str], why: str, now: datetime | None = None) -> None:
         """Kannel took nothing: due again at once (the sender backs off the gateway itself);
@@ -201,20 +235,28 @@ class SmsService:
         now = now or self.clock.now()
         if not ids:
             return
-        async with self.sessionmaker() as session, session.begin():
-            await session.execute(update(SmsMessage).where(SmsMessage.id.in_(list(ids)),
-                                                           SmsMessage.state == State.QUEUED.value)
-                                  .values(claim=None, attempts=SmsMessage.attempts - 1, next_attempt_at=now,
-                                          last_error=why))
+
+        async def work() -> None:
+            async with self.sessionmaker() as session, session.begin():
+                await session.execute(update(SmsMessage).where(SmsMessage.id.in_(list(ids)),
+                                                               SmsMessage.state == State.QUEUED.value)
+                                      .values(claim=None, attempts=SmsMessage.attempts - 1, next_attempt_at=now,
+                                              last_error=why))
+
+        await when_unlocked(work)
 
     async def uncertain(self, message_id: str, why: str, now: datetime | None = None) -> None:
         """No answer: wait for a delivery report before handing it over again."""
         now = now or self.clock.now()
-        async with self.sessionmaker() as session, session.begin():
-            await session.execute(update(SmsMessage).where(SmsMessage.id == message_id,
-                                                           SmsMessage.state == State.QUEUED.value)
-                                  .values(claim=None, last_error=why, next_attempt_at=now + timedelta(
-                                      seconds=self.settings.uncertain_wait_s)))
+
+        async def work() -> None:
+            async with self.sessionmaker() as session, session.begin():
+                await session.execute(update(SmsMessage).where(SmsMessage.id == message_id,
+                                                               SmsMessage.state == State.QUEUED.value)
+                                      .values(claim=None, last_error=why, next_attempt_at=now + timedelta(
+                                          seconds=self.settings.uncertain_wait_s)))
+
+        await when_unlocked(work)
 
     async def rejected(self, message_id: str, why: str, now: datetime | None = None) -> None:
         now = now or self.clock.now()
@@ -229,50 +271,75 @@ class SmsService:
 
     async def report(self, message_id: str, attempt: int, token: str, dlr_type: int,
                      now: datetime | None = None) -> SmsMessage:
-        """A delivery report as Kannel passes it on. LookupError: no such message;
-        PermissionError: wrong token. A report of an earlier attempt is recorded, moves nothing."""
+        """A delivery report as Kannel passes it on, once it is stored. LookupError: no such
+        message; PermissionError: wrong token. A report of an earlier attempt is counted and
+        moves nothing.
+
+        Reports come in bursts (two a message, 8 and 1 together): they are written by one
+        writer, many to a transaction (group commit), and each caller waits for its own."""
         now = now or self.clock.now()
         if dlr_type not in core.DLR_TYPES:
             raise ValueError(f"type: {dlr_type} is not a Kannel delivery report type")
-        # Reports of one message come together (8 and 1 at once): the change is a conditional
-        # UPDATE on the state it was computed from, tried again when another report won.
-        for _ in range(20):
-            async with self.sessionmaker() as session, session.begin():
-                message = await session.get(SmsMessage, message_id)
+        done: asyncio.Future[SmsMessage] = asyncio.get_running_loop().create_future()
+        self._reports.append(_Report(message_id, attempt, token, dlr_type, now, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_reports())
+        return await done
+
+    async def _write_reports(self) -> None:
+        while self._reports:
+            batch, self._reports = self._reports[:500], self._reports[500:]
+            try:
+                outcomes = await when_unlocked(lambda batch=batch: self._apply_reports(batch))   # type: ignore[misc]
+            except Exception as exc:
+                for r in batch:
+                    if not r.done.done():
+                        r.done.set_exception(exc)
+                continue
+            for r, (outcome, failed) in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    r.done.set_exception(outcome)
+                    continue
+                if failed:
+                    await self._failed(outcome, r.now)
+                r.done.set_result(outcome)
+
+    async def _apply_reports(self, batch: list[_Report]) -> list[tuple[Any, bool]]:
+        outcomes: list[tuple[Any, bool]] = []
+        async with self.sessionmaker() as session, session.begin():
+            ids = sorted({r.message_id for r in batch})
+            found = {m.id: m for m in (await session.execute(
+                select(SmsMessage).where(SmsMessage.id.in_(ids)).with_for_update())).scalars()}
+            for r in batch:
+                message = found.get(r.message_id)
                 if message is None:
-                    raise LookupError(f"id: no message {message_id!r}")
-                if not hmac.compare_digest(message.dlr_token.encode(), token.encode()):
-                    raise PermissionError("token: wrong for this message")
-                counted = update(SmsMessage).where(SmsMessage.id == message_id)
+                    outcomes.append((LookupError(f"id: no message {r.message_id!r}"), False))
+                    continue
+                if not hmac.compare_digest(message.dlr_token.encode(), r.token.encode()):
+                    outcomes.append((PermissionError("token: wrong for this message"), False))
+                    continue
+                message.reports += 1
                 before = State(message.state)
-                after = core.after_report(before, dlr_type)
-                if attempt != message.attempts or after is before:
-                    await session.execute(counted.values(reports=SmsMessage.reports + 1))
-                    return message
-                values: dict[str, Any] = {"state": after.value, "claim": None, "reports": SmsMessage.reports + 1}
-                retry = False
-                if after is State.SENT:
-                    values["sent_at"] = message.sent_at or now
-                elif after is State.DELIVERED:
-                    values["delivered_at"], values["sent_at"] = now, message.sent_at or now
-                elif after is State.FAILED:
-                    values["failed_at"], values["last_error"] = now, f"delivery report {dlr_type}"
-                    if self._retry_after_failure(message):
-                        retry = True
-                        values.update(state=State.QUEUED.value, failed_at=None,
-                                      next_attempt_at=core.earliest_send(message.kind, message.urgent, now + timedelta(
-                                          seconds=core.backoff_s(message.attempts, self.settings.retry_initial_s,
-                                                                 self.settings.retry_max_s)), self.quiet))
-                done = await session.execute(counted.where(SmsMessage.state == before.value,
-                                                           SmsMessage.attempts == attempt).values(**values))
-                if done.rowcount == 1:   # type: ignore[attr-defined]
-                    break
-        else:
-            raise RuntimeError(f"message {message_id}: its state kept changing under the report")
-        message = await self.get(message_id) or message
-        if after is State.FAILED and not retry:
-            await self._failed(message, now)
-        return message
+                after = core.after_report(before, r.dlr_type)
+                failed = False
+                if r.attempt == message.attempts and after is not before:
+                    message.state, message.claim = after.value, None
+                    if after is State.SENT:
+                        message.sent_at = message.sent_at or r.now
+                    elif after is State.DELIVERED:
+                        message.delivered_at, message.sent_at = r.now, message.sent_at or r.now
+                    elif after is State.FAILED:
+                        message.failed_at, message.last_error = r.now, f"delivery report {r.dlr_type}"
+                        if self._retry_after_failure(message):
+                            message.state, message.failed_at = State.QUEUED.value, None
+                            message.next_attempt_at = core.earliest_send(
+                                message.kind, message.urgent, r.now + timedelta(seconds=core.backoff_s(
+                                    message.attempts, self.settings.retry_initial_s, self.settings.retry_max_s)),
+                                self.quiet)
+                        else:
+                            failed = True
+                outcomes.append((message, failed))
+        return outcomes
 
     def _retry_after_failure(self, message: SmsMessage) -> bool:
         if message.attempts >= self.settings.max_attempts:
