@@ -31,6 +31,11 @@ def start_sms(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
     hooks: list[Any] = []
     if domains.get("followups") is not None:
         hooks.append(SmsFollowUps(service, domains["followups"], settings.hotline.name))
+    if domains.get("orders") is not None:
+        from callcenter.sms.staff import DispatchTexts, SmsWarnings
+
+        hooks.append(SmsWarnings(service, domains["orders"], settings.hotline.name))
+        hooks.append(DispatchTexts(service, domains["orders"]))
     if domains.get("notices") is not None:
         from callcenter.sms.outages import OutageTexts
 
