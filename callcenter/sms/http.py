@@ -102,6 +102,23 @@ async def listing(request: web.Request) -> web.Response:
     return web.json_response({"counts": await service.counts(), "messages": [message_json(m) for m in messages]})
 
 
+@access.allow(access.SUPERVISOR, access.ADMIN)
+async def warnings(request: web.Request) -> web.Response:
+    """Warnings nobody has acknowledged, for the wallboard."""
+    return web.json_response({"warnings": [message_json(m) for m in await request.app[SMS].open_warnings()]})
+
+
+@access.allow(access.SUPERVISOR, access.ADMIN)
+async def acknowledge(request: web.Request) -> web.Response:
+    ref = request.match_info["ref"]
+    if not ref.startswith("warning:"):
+        return json_error(400, "ref: a warning's ref, such as warning:surge:outage:7")
+    count = await request.app[SMS].acknowledge(ref, access.current_user(request).username)
+    if not count:
+        return json_error(404, f"ref: no open warning {ref!r}")
+    return web.json_response({"ref": ref, "acknowledged": count})
+
+
 async def _service(app: web.Application) -> None:
     if SMS not in app:
         s = app[SETTINGS]
@@ -113,3 +130,5 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/sms/dlr", delivery_report)
     app.router.add_get("/api/sms/mo", message_in)
     app.router.add_get("/api/sms", listing)
+    app.router.add_get("/api/sms/warnings", warnings)
+    app.router.add_post("/api/sms/warnings/{ref}/acknowledge", acknowledge)

@@ -415,6 +415,24 @@ class SmsService:
                 SmsMessage.kind == kind, SmsMessage.reply_until <= now,
                 SmsMessage.state.in_([State.SENT.value, State.DELIVERED.value, State.QUEUED.value])))).scalars())
 
+    async def open_warnings(self) -> list[SmsMessage]:
+        """Warnings nobody has acknowledged yet (by a reply or on the wallboard)."""
+        async with self.sessionmaker() as session:
+            return list((await session.execute(select(SmsMessage).where(
+                SmsMessage.kind == "warning", SmsMessage.state != State.REPLIED.value, SmsMessage.replied_at.is_(None))
+                .order_by(SmsMessage.created_at))).scalars())
+
+    async def acknowledge(self, ref: str, by: str, now: datetime | None = None) -> int:
+        """A warning acknowledged (on the wallboard, or by one duty phone's reply): every copy of it."""
+        now = now or self.clock.now()
+        async with self.sessionmaker() as session, session.begin():
+            result = await session.execute(
+                update(SmsMessage).where(SmsMessage.ref == ref, SmsMessage.kind == "warning",
+                                         SmsMessage.replied_at.is_(None))
+                .values(replied_at=now, reply_text=f"acknowledged by {by}", reply_until=None)
+                .returning(SmsMessage.id))
+            return len(result.all())
+
     async def close_reply_window(self, message_id: str) -> None:
         async with self.sessionmaker() as session, session.begin():
             await session.execute(update(SmsMessage).where(SmsMessage.id == message_id)

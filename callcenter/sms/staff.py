@@ -36,7 +36,6 @@ class SmsWarnings:
         self.hotline_name = hotline_name.split()[0]
         self.phones = list(sms.settings.duty_phones)
         sms.reply_handlers["warning"] = self.acknowledged
-        self.acknowledged_by: dict[str, str] = {}
 
     async def send(self, alert: dict[str, Any]) -> None:
         """Work-order alerts: an urgent order breaching its deadline; an escalation past level 1."""
@@ -63,7 +62,8 @@ class SmsWarnings:
         return await self.sms.enqueue_many(messages) if messages else 0
 
     async def acknowledged(self, message: SmsMessage, reply: core.Reply, now: datetime) -> None:
-        self.acknowledged_by[message.ref or ""] = message.number
+        """One duty phone's reply acknowledges the warning for all of them."""
+        await self.sms.acknowledge(message.ref or "", message.number, now)
         log.info("warning %s acknowledged by %s", message.ref, message.number)
 
 

@@ -36,3 +36,29 @@ async def test_a_report_from_another_address_is_refused(aiohttp_client, settings
                                                         "type": "1"})
     assert response.status == 403 and "gateway" in (await response.json())["error"]
     assert (await client.app[sms_http.SMS].get(message.id)).reports == 0
+
+
+async def test_a_supervisor_acknowledges_a_warning_on_the_wallboard(
+        aiohttp_client, settings, sessionmaker, redis_client) -> None:
+    from callcenter.web import access, users
+    from tests.qa.test_http import PASSWORD, sign_in
+
+    async with sessionmaker() as session, session.begin():
+        await users.create_user(session, "sup", PASSWORD, access.SUPERVISOR)
+        await users.create_user(session, "a1", PASSWORD, access.AGENT, agent_id="1001")
+    client = await aiohttp_client(_app(settings, sessionmaker, redis_client, ["127.0.0.1"]))
+    service = client.app[sms_http.SMS]
+    await service.enqueue(Outgoing("13900009999", "预警", "warning", key="w:1", ref="warning:surge:outage:3",
+                                   expects_reply=True))
+    agent = await sign_in(client, "a1")
+    assert (await client.post("/api/sms/warnings/warning:surge:outage:3/acknowledge", headers=agent)).status == 403
+    client.session.cookie_jar.clear()
+    headers = await sign_in(client, "sup")
+    listed = await (await client.get("/api/sms/warnings")).json()
+    assert [w["ref"] for w in listed["warnings"]] == ["warning:surge:outage:3"]
+    response = await client.post("/api/sms/warnings/order:1/acknowledge", headers=headers)
+    assert response.status == 400 and "ref" in (await response.json())["error"]
+    response = await client.post("/api/sms/warnings/warning:surge:outage:3/acknowledge", headers=headers)
+    assert response.status == 200 and (await response.json())["acknowledged"] == 1
+    assert (await client.post("/api/sms/warnings/warning:surge:outage:3/acknowledge", headers=headers)).status == 404
+    assert (await (await client.get("/api/sms/warnings")).json())["warnings"] == []

@@ -37,7 +37,13 @@ async def test_an_urgent_breach_warns_the_duty_manager_once_and_a_surge_is_one_m
     assert len(got) == 2 and {g[1] for g in got} == {DUTY}
     assert any(f"紧急工单{order.id}" in g[2] for g in got) and any("停水7" in g[2] for g in got)
     gateway.inject_mo(DUTY, f"1#{(await hotline.service.by_ref('warning:surge:outage:7'))[0].reply_code}")
-    assert await wait_until(lambda: "warning:surge:outage:7" in warnings.acknowledged_by)
+    assert await wait_until(lambda: _open_refs_are(hotline, [f"warning:breached:{order.id}:arrive"]))
+    assert await hotline.service.acknowledge(f"warning:breached:{order.id}:arrive", "sup") == 1   # the wallboard
+    assert await hotline.service.open_warnings() == []
+
+
+async def _open_refs(hotline) -> list[str]:
+    return [m.ref for m in await hotline.service.open_warnings()]
 
 
 async def test_a_dispatch_sms_reaches_the_unit_and_its_reply_acknowledges_the_order(
@@ -68,3 +74,7 @@ async def _state(hotline, message_id: str, state: str) -> bool:
 async def _order_state(sessionmaker, order_id: int, state: str) -> bool:
     async with sessionmaker() as session:
         return (await session.get(WorkOrder, order_id)).state == state
+
+
+async def _open_refs_are(hotline, refs: list[str]) -> bool:
+    return await _open_refs(hotline) == refs
