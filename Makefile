@@ -7,6 +7,7 @@ STAMP := .venv/.installed
 
 run: setup
 	$(PY) -m callcenter.cli init
+	CALLCENTER_CONFIG=$${CALLCENTER_CONFIG:-var/callcenter.toml} PY=$(PY) scripts/kannel.sh start || echo "SMS gateway not started (above); the hotline runs without it"
 	$(PY) -m callcenter.cli run
 
 test: setup
@@ -45,4 +46,5 @@ bench: setup
 
 clean:
 	scripts/asterisk-root.sh stop || true
+	PY=$(PY) scripts/kannel.sh stop || true
 	rm -rf var .pytest_cache

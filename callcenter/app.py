@@ -25,6 +25,7 @@ from callcenter.ivr.model import load_menu
 from callcenter.notices import http as notices_http
 from callcenter.notices.service import NoticeService
 from callcenter.recording.service import RecordingService
+from callcenter.sms.wiring import start_sms
 from callcenter.web.app import init_app
 from callcenter.web.metrics import ami_connected
 from callcenter.web.users import seed_users
@@ -44,7 +45,7 @@ def domain_routes() -> list[Any]:
 
     setups = []
     for module in ("callcenter.workorders.http", "callcenter.recording.http", "callcenter.qa.http",
-                   "callcenter.notices.http"):
+                   "callcenter.notices.http", "callcenter.sms.http"):
         try:
             setups.append(importlib.import_module(module).setup_routes)
         except ModuleNotFoundError:
@@ -88,6 +89,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
                    route_setups=domain_routes(), ami_status=ami_status)
     app[workorders_http.ORDERS], app[workorders_http.FOLLOWUPS] = workorders, followups
     app[notices_http.NOTICES] = notices
+    sms = start_sms(settings, sessionmaker, app, stop, orders=workorders, followups=followups, notices=notices)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.web.host, settings.web.port)
@@ -104,6 +106,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         stop.set()
         if duties is not None:
             await duties
+        if sms is not None:
+            await sms
         await runner.cleanup()
         await engine.stop()
         await redis.aclose()

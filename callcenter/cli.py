@@ -55,6 +55,11 @@ secret = "{secrets.token_urlsafe(18)}"
 secret_key = "{secrets.token_urlsafe(32)}"
 cli_token = "{shown['api_token']}"
 
+[sms]
+sendsms_password = "{secrets.token_urlsafe(18)}"
+admin_password = "{secrets.token_urlsafe(18)}"
+mo_token = "{secrets.token_urlsafe(24)}"
+
 [[agents]]
 id = "1001"
 name = "座席1001"

@@ -183,6 +183,60 @@ class DialPolicySettings(Section):
     refused_prefixes: list[Prefix] = Field(default_factory=list)
 
 
+class SmsSettings(Section):
+    """The SMS channel through a Kannel gateway (callcenter/sms, scripts/kannel.sh)."""
+
+    enabled: bool = True
+    sender: str = Field(default="96666", pattern=r"^[0-9]{1,20}$")   # the number messages come from
+    # Kannel on this machine: bearerbox (admin, smsbox link, the fake carrier's ports), smsbox.
+    kannel_host: str = "127.0.0.1"
+    admin_port: int = Field(default=13000, gt=0, lt=65536)
+    smsbox_port: int = Field(default=13001, gt=0, lt=65536)
+    sendsms_port: int = Field(default=13013, gt=0, lt=65536)
+    carrier_port: int = Field(default=13010, gt=0, lt=65536)      # fakesmsc receives MT here
+    mo_inject_port: int = Field(default=13011, gt=0, lt=65536)    # a second fake SMSC only for MO
+    sendsms_username: str = Field(default="callcenter", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    sendsms_password: SecretStr | None = None
+    admin_password: SecretStr | None = None
+    mo_token: SecretStr | None = None                             # on Kannel's calls of /api/sms/mo
+    # Kannel calls the hotline back here (MO and DLR); empty: http://<web.host>:<web.port>.
+    callback_url: str = Field(default="", pattern=r"^(https?://[A-Za-z0-9.:\[\]-]+)?$")
+    kannel_addresses: list[str] = Field(default_factory=lambda: ["127.0.0.1"])   # only these may call back
+    config_dir: Path = Path("var/kannel")
+    # A real carrier: a file with Kannel `smsc` groups (SMPP, ...) included instead of the fake one.
+    carrier_include: str = ""
+    # Quiet hours (local time): customer messages wait; urgent outage notices do not.
+    quiet_start: str = Field(default="21:00", pattern=r"^[0-2][0-9]:[0-5][0-9]$")
+    quiet_end: str = Field(default="08:00", pattern=r"^[0-2][0-9]:[0-5][0-9]$")
+    rate_per_s: float = Field(default=500.0, gt=0)        # per gateway
+    burst: int = Field(default=50, ge=1)
+    concurrency: int = Field(default=16, ge=1, le=256)
+    batch: int = Field(default=200, ge=1)
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    send_timeout_s: float = Field(default=5.0, gt=0)
+    retry_initial_s: float = Field(default=1.0, gt=0)
+    retry_max_s: float = Field(default=300.0, gt=0)
+    max_attempts: int = Field(default=10, ge=1)
+    # A send that timed out may have been accepted: wait this long for its delivery report
+    # before sending it again.
+    uncertain_wait_s: float = Field(default=30.0, gt=0)
+    lease_s: float = Field(default=60.0, gt=0)            # a claimed message is free again after this
+    reply_window_h: float = Field(default=48.0, gt=0)     # follow-up: no reply by then -> automated call
+    duty_phones: list[str] = Field(default_factory=list)  # the duty manager's and supervisors' phones
+    unit_phones: dict[str, str] = Field(default_factory=dict)   # a field unit's on-duty phone
+    # Follow-up policy (回访): per case SMS, the automated call or a person.
+    follow_up_none: list[str] = Field(default_factory=lambda: ["inquiry", "praise"])
+    follow_up_person: list[str] = Field(default_factory=lambda: ["complaint", "report", "rescue"])
+    follow_up_call: list[str] = Field(default_factory=list)
+    follow_up_person_when: list[str] = Field(default_factory=lambda: ["repeat", "transferred"])
+    # A delivery failure of a follow-up SMS: "retry" it, or hand it to a "person" (the agent list).
+    follow_up_on_failure: str = Field(default="person", pattern=r"^(retry|person)$")
+
+    @property
+    def sendsms_url(self) -> str:
+        return f"http://{self.kannel_host}:{self.sendsms_port}/cgi-bin/sendsms"
+
+
 class ClusterSettings(Section):
     """Engines sharing one hotline through Redis (calls/shared.py)."""
 
@@ -236,6 +290,7 @@ class Settings(BaseSettings):
     workorders: WorkOrderSettings = Field(default_factory=WorkOrderSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     dial_policy: DialPolicySettings = Field(default_factory=DialPolicySettings)
+    sms: SmsSettings = Field(default_factory=SmsSettings)
     queues: list[QueueSettings]
     agents: list[AgentSettings] = Field(default_factory=list)
     users: list[UserSettings] = Field(default_factory=list)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything the hotline needs from the operating system (Debian 12, run as root):
-# Debian packages, Redis and PostgreSQL when none answers, and the Asterisk root.
+# Debian packages, Redis and PostgreSQL when none answers, the Asterisk root and Kannel.
 # Each step is skipped when it is already done, so a second run takes a second.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,3 +40,5 @@ if [ "${CALLCENTER_NEED_POSTGRES:-0}" = 1 ] && ! answers 5432; then
 fi
 
 "$HERE/scripts/asterisk-root.sh" build
+# The SMS gateway (Kannel and fakesmsc); `make run` starts it, the tests start their own.
+"$HERE/scripts/kannel.sh" install

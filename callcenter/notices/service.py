@@ -19,6 +19,7 @@ import asyncio
 import logging
 import unicodedata
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -125,6 +126,15 @@ class NoticeService:
         self.prompts_dir = prompts_dir
         self.timezone = timezone
         self.voice, self.speed_wpm = voice, speed_wpm
+        # Told of every notice published or cancelled (event, outage), e.g. to text the customers.
+        self.listeners: list[Callable[[str, Outage], Awaitable[None]]] = []
+
+    async def _tell(self, event: str, outage: Outage) -> None:
+        for listener in self.listeners:
+            try:
+                await listener(event, outage)
+            except Exception as exc:
+                log.error("outage %s %s, but %s failed: %s", outage.id, event, listener, exc)
 
     async def create(self, *, kind: str, areas: list[object], starts_at: datetime, ends_at: datetime, text: str,
                      by: str, cause: str = "", now: datetime | None = None) -> Outage:
@@ -162,6 +172,7 @@ class NoticeService:
             pending.unlink(missing_ok=True)
         log.info("outage %s (%s) for %s announced%s", outage.id, kind, ", ".join(names),
                  " late" if outage.announced_late else "")
+        await self._tell("published", outage)
         return outage
 
     async def cancel(self, outage_id: int) -> Outage:
@@ -172,6 +183,7 @@ class NoticeService:
             if outage is None:
                 raise LookupError(f"no outage {outage_id}")
             outage.cancelled = True
+        await self._tell("cancelled", outage)
         return outage
 
     async def current(self, now: datetime | None = None) -> list[Outage]:

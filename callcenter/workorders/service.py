@@ -49,6 +49,8 @@ class WorkOrderService:
         self.sinks = list(sinks)
         # Called with (order, now) after an order becomes resolved (the follow-up policy listens).
         self.resolved_listeners: list[Callable[[WorkOrder, datetime], Awaitable[None]]] = []
+        # Told of every order dispatched to its unit (e.g. the unit's dispatch SMS).
+        self.dispatched_listeners: list[Callable[[WorkOrder, datetime], Awaitable[None]]] = []
 
     async def draft_from_call(self, call_id: str, now: datetime | None = None) -> WorkOrder:
         """The order of a call, drafted once: replaying the same call end returns the same order."""
@@ -122,6 +124,12 @@ class WorkOrderService:
             order.state, order.returns, order.escalation_level = after.state.value, after.returns, after.escalation_level
             session.add(WorkOrderEvent(order_id=order.id, at=now, actor=actor, event=event.value,
                                        from_state=before.state.value, to_state=after.state.value, reason=reason))
+        if after.state is lifecycle.State.DISPATCHED and before.state is not lifecycle.State.DISPATCHED:
+            for listener in self.dispatched_listeners:
+                try:
+                    await listener(order, now)
+                except Exception as exc:
+                    log.error("order %s dispatched, but %s failed: %s", order.id, listener, exc)
         if after.state is lifecycle.State.RESOLVED and before.state is not lifecycle.State.RESOLVED:
             for listener in self.resolved_listeners:
                 try:
