@@ -182,8 +182,10 @@ async def static(request: web.Request) -> web.StreamResponse:
 
 @access.allow(*access.ROLES)
 async def home(request: web.Request) -> web.StreamResponse:
-    user = access.current_user(request)
-    raise web.HTTPFound("/wallboard" if user.role in (access.SUPERVISOR, access.ADMIN) else "/agent")
+    # Each role lands on its own page (callcenter/pages knows the pages of each role).
+    from callcenter.pages.http import landing
+
+    raise web.HTTPFound(landing(access.current_user(request).role))
 
 
 # ---------------------------------------------------------------- the factory

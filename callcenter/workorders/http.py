@@ -35,7 +35,7 @@ AGENT, QA, SUP, ADMIN, UNIT = access.AGENT, access.QA, access.SUPERVISOR, access
 DESK_EVENTS = {"dispatch", "resolve", "escalate"}
 SUPERVISOR_EVENTS = {"adjudicate", "archive"}
 UNIT_ACTIONS = {"acknowledge": lifecycle.Event.ACKNOWLEDGE, "arrive": lifecycle.Event.ARRIVE,
-                "resolve": lifecycle.Event.RESOLVE}
+                "resolve": lifecycle.Event.RESOLVE, "return": lifecycle.Event.SEND_BACK}
 
 
 def order_json(order: WorkOrder) -> dict[str, Any]:
@@ -173,12 +173,14 @@ async def unit_action(request: web.Request) -> web.Response:
     _same_unit(request, order)
     body = await json_body(request)
     actor, reason, service = f"unit:{user.unit}", _str(body, "reason") or _str(body, "result") or "", request.app[ORDERS]
+    if action == "return" and not reason.strip():
+        return json_error(400, "reason: a returned order (退单) needs a stated reason")
     if action == "extend":
         order = await _guard(lambda: service.extend(order.id, actor, reason, _deadline(body)))
     elif action in UNIT_ACTIONS:
         order = await _guard(lambda: service.apply(order.id, UNIT_ACTIONS[action], actor, reason))
     else:
-        return json_error(404, f"no unit action {action!r} (actions: acknowledge, arrive, resolve, extend)")
+        return json_error(404, f"no unit action {action!r} (actions: acknowledge, arrive, resolve, return, extend)")
     return web.json_response({"order": order_json(order)})
 
 

@@ -1,0 +1,291 @@
+"""The staff's pages: server-rendered (Jinja2), updated in part with htmx, in Chinese by default.
+
+Each role has its own pages and lands on its own one after log-in: a field unit on `/unit`
+(its orders on a phone, with the deadlines counting down and its steps 签收 / 到场 / 办结 /
+延期申请 / 退单), agents and dispatchers on `/orders` (the work-order desk) besides `/agent`,
+QA reviewers on `/qa`. A page the role may not open answers a 403 page in the reader's
+language, not JSON.
+
+The pages' actions go through the work-order API's own handlers (the same rights, the same
+lifecycle, the same errors): htmx posts the form as JSON, the handler answers the order, and
+the page answers the order's card, with the API's error in it when there is one.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from callcenter.calls.models import Call
+from callcenter.pages import i18n, views
+from callcenter.web import access, users
+from callcenter.web.auth import SESSION_COOKIE
+from callcenter.web.keys import SESSIONMAKER, SETTINGS
+from callcenter.workorders import http as workorders_http
+from callcenter.workorders.deadlines import add_working_days
+from callcenter.workorders.models import FollowUp, WorkOrder
+
+STATIC_DIR = Path(__file__).with_name("static")
+AGENT, QA, SUP, ADMIN, UNIT = access.AGENT, access.QA, access.SUPERVISOR, access.ADMIN, access.UNIT
+DESK = (AGENT, SUP, ADMIN)
+N_ = views.N_
+
+# Each role's pages, in the order of its navigation (the first one is where it lands).
+NAV: dict[str, tuple[tuple[str, str], ...]] = {
+    AGENT: (("/agent", N_("Agent desk")), ("/orders", N_("Work orders"))),
+    SUP: (("/wallboard", N_("Wallboard")), ("/orders", N_("Work orders")),
+          ("/api/reports/daily", N_("Daily report"))),
+    ADMIN: (("/wallboard", N_("Wallboard")), ("/orders", N_("Work orders")),
+            ("/api/reports/daily", N_("Daily report"))),
+    QA: (("/qa", N_("Quality review")),),
+    UNIT: (("/unit", N_("My orders")),),
+}
+ROLE_LABELS = {AGENT: N_("Agent"), SUP: N_("Supervisor"), ADMIN: N_("Administrator"), QA: N_("QA reviewer"),
+               UNIT: N_("Field unit")}
+
+
+def landing(role: str) -> str:
+    """Where a role lands after log-in."""
+    return NAV[role][0][0]
+
+
+# ------------------------------------------------------------------ rendering
+
+def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+    language = i18n.choose(request.query.get("lang"), request.cookies.get(i18n.COOKIE))
+    user = request.get(access.USER)
+    settings = request.app[SETTINGS]
+    now = datetime.now(UTC)
+    text = i18n.environment(language).get_template(template).render(
+        user=user if isinstance(user, access.User) else None, nav=NAV.get(getattr(user, "role", ""), ()),
+        role_labels=ROLE_LABELS, csrf_token=request.get(access.CSRF_TOKEN, ""), hotline=settings.hotline,
+        lang=language, path=request.path, now=now, tz=settings.hotline.timezone, views=views,
+        local=lambda moment: views.local(moment, settings.hotline.timezone), **context)
+    response = web.Response(text=text, status=status, content_type="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    if request.query.get("lang") in i18n.LANGUAGES:
+        response.set_cookie(i18n.COOKIE, language, max_age=365 * 86400, samesite="Strict", httponly=True)
+    return response
+
+
+@web.middleware
+async def forbidden_page(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                         ) -> web.StreamResponse:
+    """A page the role may not open: a 403 page with a way home (APIs keep their JSON)."""
+    try:
+        return await handler(request)
+    except web.HTTPForbidden:
+        if request.path.startswith(("/api/", "/ws/")) or request.method != "GET":
+            raise
+        return render(request, "403.html", status=403)
+
+
+# ------------------------------------------------------------------ static files, log-out, QA
+
+@access.public
+async def asset(request: web.Request) -> web.StreamResponse:
+    """The pages' own and vendored files (no directory listing, nothing outside the folder)."""
+    path = (STATIC_DIR / request.match_info["path"]).resolve()
+    if not path.is_relative_to(STATIC_DIR.resolve()) or not path.is_file() or path.name.startswith("."):
+        raise web.HTTPNotFound()
+    return web.FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})
+
+
+@access.public
+async def favicon(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC_DIR / "favicon.svg", headers={"Content-Type": "image/svg+xml",
+                                                                 "Cache-Control": "public, max-age=86400"})
+
+
+@access.allow(*access.ROLES)
+async def logout_page(request: web.Request) -> web.StreamResponse:
+    if SESSION_COOKIE in request.cookies:
+        async with request.app[SESSIONMAKER]() as session, session.begin():
+            await users.close_page_session(session, request.cookies[SESSION_COOKIE])
+    response = web.HTTPFound("/login")
+    response.del_cookie(SESSION_COOKIE)
+    raise response
+
+
+@access.allow(QA)
+async def qa_page(request: web.Request) -> web.Response:
+    return render(request, "qa.html")
+
+
+# ------------------------------------------------------------------ delegating to the API
+
+async def _through_api(handler: Callable[[web.Request], Awaitable[web.StreamResponse]], request: web.Request
+                       ) -> tuple[dict[str, Any] | None, str | None]:
+    """The API handler's order, or its error message (the order is unchanged then)."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        return None, _error_text(exc.text, exc.reason)
+    body = getattr(response, "text", None) or "{}"
+    if response.status >= 400:
+        return None, _error_text(body, "")
+    return json.loads(body).get("order"), None
+
+
+def _error_text(body: str | None, fallback: str) -> str:
+    try:
+        return str(json.loads(body or "")["error"])
+    except (ValueError, KeyError, TypeError):
+        return fallback or (body or "")
+
+
+async def _load(request: web.Request, order_id: int) -> WorkOrder:
+    async with request.app[SESSIONMAKER]() as session:
+        order = await session.get(WorkOrder, order_id)
+    if order is None:
+        raise web.HTTPNotFound()
+    return order
+
+
+def _category_names(request: web.Request) -> dict[str, str]:
+    return {key: c.name for key, c in request.app[workorders_http.ORDERS].categories.categories.items()}
+
+
+def _extension_choices(order: WorkOrder, now: datetime, tz: str) -> list[tuple[str, int]]:
+    """New deadlines a unit may ask for: 1, 2, 3 or 5 working days after the running one."""
+    running = views.order_deadlines(order, now, tz)
+    base = max(running[0].at, now) if running else now
+    return [(add_working_days(base, days, tz).isoformat(), days) for days in (1, 2, 3, 5)]
+
+
+# ------------------------------------------------------------------ the field unit's page (/unit)
+
+def _unit_card(request: web.Request, order: WorkOrder, error: str | None = None,
+               done: str | None = None) -> web.Response:
+    settings, now = request.app[SETTINGS], datetime.now(UTC)
+    return render(request, "unit_card.html", order=order, error=error, done=done,
+                  deadlines=views.order_deadlines(order, now, settings.hotline.timezone),
+                  steps=views.UNIT_STEPS.get(order.state, ()), categories=_category_names(request),
+                  extensions=_extension_choices(order, now, settings.hotline.timezone))
+
+
+@access.allow(UNIT)
+async def unit_page(request: web.Request) -> web.Response:
+    user, settings, now = access.current_user(request), request.app[SETTINGS], datetime.now(UTC)
+    tz = settings.hotline.timezone
+    query = (select(WorkOrder).where(WorkOrder.unit == user.unit, WorkOrder.state.in_(tuple(views.UNIT_STEPS)))
+             .order_by(WorkOrder.id).limit(200))
+    async with request.app[SESSIONMAKER]() as session:
+        orders = list((await session.execute(query)).scalars())
+
+    def first_deadline(order: WorkOrder) -> float:
+        running = views.order_deadlines(order, now, tz)
+        return running[0].seconds_left if running else float("inf")
+
+    orders.sort(key=first_deadline)
+    cards = [{"order": o, "deadlines": views.order_deadlines(o, now, tz), "steps": views.UNIT_STEPS.get(o.state, ()),
+              "extensions": _extension_choices(o, now, tz)} for o in orders]
+    return render(request, "unit.html", cards=cards, categories=_category_names(request))
+
+
+@access.allow(UNIT)
+async def unit_step(request: web.Request) -> web.Response:
+    """One step of the unit on an order, through the unit API (签收, 到场, 办结, 延期申请, 退单)."""
+    try:
+        order_id = int(request.match_info["order_id"])
+    except ValueError:
+        raise web.HTTPNotFound() from None
+    result, error = await _through_api(workorders_http.unit_action, request)
+    order = await _load(request, order_id)
+    if order.unit != access.current_user(request).unit:
+        raise web.HTTPNotFound()
+    return _unit_card(request, order, error=error, done=None if error else request.match_info["action"])
+
+
+# ------------------------------------------------------------------ the work-order desk (/orders)
+
+DEADLINE_FILTERS = {"overdue": N_("Overdue"), "warn": N_("Nearly due"), "ok": N_("On time")}
+
+
+@access.allow(*DESK)
+async def orders_page(request: web.Request) -> web.Response:
+    settings, now, q = request.app[SETTINGS], datetime.now(UTC), request.query
+    tz = settings.hotline.timezone
+    query = select(WorkOrder).order_by(WorkOrder.id.desc()).limit(500)
+    for key in ("state", "unit", "category"):
+        if q.get(key):
+            query = query.where(getattr(WorkOrder, key) == q[key])
+    if q.get("escalated") == "1":
+        query = query.where(WorkOrder.escalation_level > 0)
+    if q.get("number"):
+        query = query.where(WorkOrder.caller_number == q["number"])
+    async with request.app[SESSIONMAKER]() as session:
+        orders = list((await session.execute(query)).scalars())
+        units = sorted({u for (u,) in await session.execute(select(WorkOrder.unit).distinct())})
+    rows = []
+    for order in orders:
+        running = views.order_deadlines(order, now, tz)
+        if q.get("deadline") and (not running or running[0].level != q["deadline"]):
+            continue
+        rows.append({"order": order, "deadline": running[0] if running else None})
+    rows.sort(key=lambda r: (r["deadline"] is None, r["deadline"].seconds_left if r["deadline"] else 0))
+    return render(request, "orders.html", rows=rows, filters=dict(q), categories=_category_names(request),
+                  units=units, states=views.STATE_LABELS, deadline_filters=DEADLINE_FILTERS)
+
+
+async def _order_context(request: web.Request, order: WorkOrder) -> dict[str, Any]:
+    settings, now, user = request.app[SETTINGS], datetime.now(UTC), access.current_user(request)
+    history = await request.app[workorders_http.ORDERS].history(order.id)
+    async with request.app[SESSIONMAKER]() as session:
+        followups = list((await session.execute(select(FollowUp).where(FollowUp.order_id == order.id)
+                                                .order_by(FollowUp.due_at))).scalars())
+        calls = list((await session.execute(
+            select(Call).where((Call.id == order.call_id) | (Call.caller_number == order.caller_number))
+            .order_by(Call.arrived_at.desc()).limit(20))).scalars())
+    events = set(workorders_http.DESK_EVENTS) | {"extend"}
+    if user.role in (SUP, ADMIN):
+        events |= workorders_http.SUPERVISOR_EVENTS
+    return {"order": order, "history": history, "followups": followups, "calls": calls,
+            "deadlines": views.order_deadlines(order, now, settings.hotline.timezone),
+            "escalations": [e for e in history if e.event == "escalate"],
+            "returns": [e for e in history if e.event in ("send_back", "follow_up_contradicts")],
+            "events": sorted(events), "categories": _category_names(request),
+            "extensions": _extension_choices(order, now, settings.hotline.timezone)}
+
+
+@access.allow(*DESK)
+async def order_page(request: web.Request) -> web.Response:
+    try:
+        order = await _load(request, int(request.match_info["order_id"]))
+    except ValueError:
+        raise web.HTTPNotFound() from None
+    return render(request, "order.html", **await _order_context(request, order))
+
+
+@access.allow(*DESK)
+async def order_step(request: web.Request) -> web.Response:
+    """A desk action on an order (派单, 办结, 督办, 延期, 研判, 归档) through the order API."""
+    try:
+        order_id = int(request.match_info["order_id"])
+    except ValueError:
+        raise web.HTTPNotFound() from None
+    _, error = await _through_api(workorders_http.order_event, request)
+    order = await _load(request, order_id)
+    return render(request, "order_detail.html", error=error, **await _order_context(request, order))
+
+
+def setup_routes(app: web.Application) -> None:
+    # The 403 page sits just outside the authentication (it needs to know who is asking).
+    position = next((i for i, m in enumerate(app.middlewares) if getattr(m, "__name__", "") == "authenticate"),
+                    len(app.middlewares))
+    app.middlewares.insert(position, forbidden_page)
+    r = app.router
+    r.add_get("/favicon.ico", favicon)
+    r.add_get("/assets/{path:.+}", asset)
+    r.add_post("/logout", logout_page)
+    r.add_get("/qa", qa_page)
+    r.add_get("/unit", unit_page)
+    r.add_post(r"/unit/orders/{order_id}/{action}", unit_step)
+    r.add_get("/orders", orders_page)
+    r.add_get(r"/orders/{order_id}", order_page)
+    r.add_post(r"/orders/{order_id}/events", order_step)
