@@ -195,7 +195,7 @@ async def unit_step(request: web.Request) -> web.Response:
         order_id = int(request.match_info["order_id"])
     except ValueError:
         raise web.HTTPNotFound() from None
-    result, error = await _through_api(workorders_http.unit_action, request)
+    _, error = await _through_api(workorders_http.unit_action, request)
     order = await _load(request, order_id)
     if order.unit != access.current_user(request).unit:
         raise web.HTTPNotFound()
@@ -222,14 +222,14 @@ async def orders_page(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER]() as session:
         orders = list((await session.execute(query)).scalars())
         units = sorted({u for (u,) in await session.execute(select(WorkOrder.unit).distinct())})
-    rows = []
+    rows: list[tuple[WorkOrder, views.Deadline | None]] = []
     for order in orders:
         running = views.order_deadlines(order, now, tz)
         if q.get("deadline") and (not running or running[0].level != q["deadline"]):
             continue
-        rows.append({"order": order, "deadline": running[0] if running else None})
-    rows.sort(key=lambda r: (r["deadline"] is None, r["deadline"].seconds_left if r["deadline"] else 0))
-    return render(request, "orders.html", rows=rows, filters=dict(q), categories=_category_names(request),
+        rows.append((order, running[0] if running else None))
+    rows.sort(key=lambda row: (row[1] is None, row[1].seconds_left if row[1] else 0))
+    return render(request, "orders.html", rows=[{"order": o, "deadline": d} for o, d in rows], filters=dict(q), categories=_category_names(request),
                   units=units, states=views.STATE_LABELS, deadline_filters=DEADLINE_FILTERS)
 
 
@@ -249,7 +249,7 @@ async def _order_context(request: web.Request, order: WorkOrder) -> dict[str, An
             "deadlines": views.order_deadlines(order, now, settings.hotline.timezone),
             "escalations": [e for e in history if e.event == "escalate"],
             "returns": [e for e in history if e.event in ("send_back", "follow_up_contradicts")],
-            "events": sorted(events), "categories": _category_names(request),
+            "events": views.desk_actions(order.state, events), "categories": _category_names(request),
             "extensions": _extension_choices(order, now, settings.hotline.timezone)}
 
 

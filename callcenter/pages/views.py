@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from callcenter.workdays import is_working_day
+from callcenter.workorders.lifecycle import TRANSITIONS, State
 from callcenter.workorders.watcher import RUNNING, Policy
 
 
@@ -37,6 +38,8 @@ EVENT_LABELS = {
     "follow_up_contradicts": N_("Follow-up: not resolved"), "adjudicate": N_("Adjudicated"),
     "archive": N_("Archived"), "extend": N_("Extended"), "escalate": N_("Escalated"),
 }
+ACTION_LABELS = {"dispatch": N_("Dispatch"), "resolve": N_("Resolve"), "escalate": N_("Escalate"),
+                 "adjudicate": N_("Adjudicate"), "archive": N_("Archive"), "extend": N_("Extend")}
 URGENCY_LABELS = {"urgent": N_("Urgent"), "high": N_("High"), "normal": N_("Normal"), "low": N_("Low")}
 # What a field unit may do in each state (the lifecycle table decides in the end).
 UNIT_STEPS = {
@@ -45,6 +48,9 @@ UNIT_STEPS = {
     "acknowledged": ("arrive", "resolve", "return", "extend"),
     "on_site": ("resolve", "extend"),
 }
+
+
+WATCHER_POLICY = Policy()   # warn at the same fraction as the deadline watcher
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,7 @@ def working_days_left(now: datetime, deadline: datetime, tz: str) -> int:
 
 
 def running_deadlines(state: str, created_at: datetime, deadlines: dict[str, datetime | None], now: datetime,
-                      tz: str, policy: Policy = Policy()) -> list[Deadline]:
+                      tz: str, policy: Policy = WATCHER_POLICY) -> list[Deadline]:
     """The deadlines that still apply in this state, earliest first."""
     found = []
     for name in RUNNING.get(state, ()):
@@ -89,6 +95,12 @@ def running_deadlines(state: str, created_at: datetime, deadlines: dict[str, dat
 def order_deadlines(order: object, now: datetime, tz: str) -> list[Deadline]:
     return running_deadlines(str(getattr(order, "state")), getattr(order, "created_at"),  # noqa: B009
                              {n: getattr(order, n) for n in DEADLINE_LABELS}, now, tz)
+
+
+def desk_actions(state: str, allowed: set[str]) -> list[str]:
+    """The desk's actions that fit the order's state (the API and the lifecycle decide in the end)."""
+    fits = {e.value for e in TRANSITIONS.get(State(state), {})} if state in State.__members__.values() else set()
+    return [event for event in ACTION_LABELS if event in allowed and event in fits]
 
 
 def local(moment: datetime | None, tz: str) -> str:
