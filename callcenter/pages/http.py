@@ -27,8 +27,9 @@ from callcenter.web import access, users
 from callcenter.web.auth import SESSION_COOKIE
 from callcenter.web.keys import SESSIONMAKER, SETTINGS
 from callcenter.workorders import http as workorders_http
+from callcenter.workorders import photos
 from callcenter.workorders.deadlines import add_working_days
-from callcenter.workorders.models import FollowUp, WorkOrder
+from callcenter.workorders.models import FollowUp, OrderPhoto, WorkOrder
 
 STATIC_DIR = Path(__file__).with_name("static")
 AGENT, QA, SUP, ADMIN, UNIT = access.AGENT, access.QA, access.SUPERVISOR, access.ADMIN, access.UNIT
@@ -160,10 +161,18 @@ def _extension_choices(order: WorkOrder, now: datetime, tz: str) -> list[tuple[s
 
 # ------------------------------------------------------------------ the field unit's page (/unit)
 
-def _unit_card(request: web.Request, order: WorkOrder, error: str | None = None,
-               done: str | None = None) -> web.Response:
+async def _photo_counts(request: web.Request, order_ids: list[int]) -> dict[int, int]:
+    async with request.app[SESSIONMAKER]() as session:
+        rows = await session.execute(select(OrderPhoto.order_id).where(OrderPhoto.order_id.in_(order_ids)))
+        ids = [order_id for (order_id,) in rows]
+    return {order_id: ids.count(order_id) for order_id in order_ids}
+
+
+async def _unit_card(request: web.Request, order: WorkOrder, error: str | None = None,
+                     done: str | None = None) -> web.Response:
     settings, now = request.app[SETTINGS], datetime.now(UTC)
     return render(request, "unit_card.html", order=order, error=error, done=done,
+                  photo_count=(await _photo_counts(request, [order.id]))[order.id],
                   deadlines=views.order_deadlines(order, now, settings.hotline.timezone),
                   steps=views.UNIT_STEPS.get(order.state, ()), categories=_category_names(request),
                   extensions=_extension_choices(order, now, settings.hotline.timezone))
@@ -183,8 +192,9 @@ async def unit_page(request: web.Request) -> web.Response:
         return running[0].seconds_left if running else float("inf")
 
     orders.sort(key=first_deadline)
+    counts = await _photo_counts(request, [o.id for o in orders])
     cards = [{"order": o, "deadlines": views.order_deadlines(o, now, tz), "steps": views.UNIT_STEPS.get(o.state, ()),
-              "extensions": _extension_choices(o, now, tz)} for o in orders]
+              "extensions": _extension_choices(o, now, tz), "photo_count": counts[o.id]} for o in orders]
     return render(request, "unit.html", cards=cards, categories=_category_names(request))
 
 
@@ -199,7 +209,65 @@ async def unit_step(request: web.Request) -> web.Response:
     order = await _load(request, order_id)
     if order.unit != access.current_user(request).unit:
         raise web.HTTPNotFound()
-    return _unit_card(request, order, error=error, done=None if error else request.match_info["action"])
+    return await _unit_card(request, order, error=error, done=None if error else request.match_info["action"])
+
+
+def photos_dir(request: web.Request) -> Path:
+    return Path(request.app[SETTINGS].paths.spool_dir) / "photos"
+
+
+async def _read_photo(request: web.Request) -> bytes:
+    """The form's `photo` part, read no further than the limit allows."""
+    if not request.content_type.startswith("multipart/"):
+        raise photos.PhotoRefused("photo: send the form as multipart/form-data")
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if getattr(part, "name", None) != "photo":
+            continue
+        data = bytearray()
+        while chunk := await part.read_chunk(64 * 1024):   # type: ignore[union-attr]
+            data += chunk
+            if len(data) > photos.MAX_BYTES:
+                raise photos.PhotoRefused(f"photo: larger than {photos.MAX_BYTES // (1024 * 1024)} MB")
+        return bytes(data)
+    raise photos.PhotoRefused("photo: no file sent")
+
+
+@access.allow(UNIT)
+async def unit_photo(request: web.Request) -> web.Response:
+    """A photo as evidence (现场照片), on one of the unit's own open orders."""
+    user = access.current_user(request)
+    try:
+        order = await _load(request, int(request.match_info["order_id"]))
+    except ValueError:
+        raise web.HTTPNotFound() from None
+    if order.unit != user.unit:
+        raise web.HTTPNotFound()
+    if order.state not in views.UNIT_STEPS:
+        return await _unit_card(request, order, error="photo: the order is not open for the unit")
+    try:
+        await photos.add_photo(request.app[SESSIONMAKER], photos_dir(request), order.id, f"unit:{user.unit}",
+                               await _read_photo(request))
+    except photos.PhotoRefused as exc:
+        return await _unit_card(request, order, error=str(exc))
+    return await _unit_card(request, order, done="photo")
+
+
+@access.allow(*DESK, UNIT)
+async def order_photo(request: web.Request) -> web.StreamResponse:
+    """A photo of an order, for the desk and for the order's own unit."""
+    try:
+        order_id, photo_id = int(request.match_info["order_id"]), int(request.match_info["photo_id"])
+    except ValueError:
+        raise web.HTTPNotFound() from None
+    async with request.app[SESSIONMAKER]() as session:
+        photo = await session.get(OrderPhoto, photo_id)
+        order = await session.get(WorkOrder, order_id)
+    user = access.current_user(request)
+    if photo is None or order is None or photo.order_id != order_id or (user.role == UNIT and order.unit != user.unit):
+        raise web.HTTPNotFound()
+    return web.FileResponse(photos_dir(request) / photo.path,
+                            headers={"Content-Type": photo.content_type, "Cache-Control": "private, max-age=3600"})
 
 
 # ------------------------------------------------------------------ the work-order desk (/orders)
@@ -242,10 +310,12 @@ async def _order_context(request: web.Request, order: WorkOrder) -> dict[str, An
         calls = list((await session.execute(
             select(Call).where((Call.id == order.call_id) | (Call.caller_number == order.caller_number))
             .order_by(Call.arrived_at.desc()).limit(20))).scalars())
+        order_photos = list((await session.execute(select(OrderPhoto).where(OrderPhoto.order_id == order.id)
+                                                   .order_by(OrderPhoto.id))).scalars())
     events = set(workorders_http.DESK_EVENTS) | {"extend"}
     if user.role in (SUP, ADMIN):
         events |= workorders_http.SUPERVISOR_EVENTS
-    return {"order": order, "history": history, "followups": followups, "calls": calls,
+    return {"order": order, "history": history, "followups": followups, "calls": calls, "photos": order_photos,
             "deadlines": views.order_deadlines(order, now, settings.hotline.timezone),
             "escalations": [e for e in history if e.event == "escalate"],
             "returns": [e for e in history if e.event in ("send_back", "follow_up_contradicts")],
@@ -285,7 +355,9 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/logout", logout_page)
     r.add_get("/qa", qa_page)
     r.add_get("/unit", unit_page)
+    r.add_post(r"/unit/orders/{order_id}/photo", unit_photo)
     r.add_post(r"/unit/orders/{order_id}/{action}", unit_step)
+    r.add_get(r"/orders/{order_id}/photos/{photo_id}", order_photo)
     r.add_get("/orders", orders_page)
     r.add_get(r"/orders/{order_id}", order_page)
     r.add_post(r"/orders/{order_id}/events", order_step)

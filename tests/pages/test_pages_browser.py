@@ -14,6 +14,7 @@ from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
 from callcenter.workorders.models import WorkOrder
 from tests.pages.conftest import LANDING, PASSWORDS
+from tests.pages.test_pages_http import PNG
 
 CHROMIUM = "/usr/bin/chromium"
 WIDTHS = {"desktop": (1280, 800), "phone": (390, 844)}
@@ -132,6 +133,11 @@ async def test_the_unit_acknowledges_and_resolves_on_a_phone_and_the_desk_sees_i
     await card.get_by_role("button", name="签收").click()
     await expect(card.locator("header .state")).to_have_text("已签收")
     await expect(card).to_contain_text("已保存")
+    await card.locator("summary", has_text="现场照片").click()
+    await card.get_by_label("JPEG 或 PNG，不超过 5 MB").set_input_files(
+        {"name": "现场.png", "mimeType": "image/png", "buffer": PNG})
+    await card.get_by_role("button", name="上传照片").click()
+    await expect(card.locator("summary .tag")).to_have_text("1 张照片")
     await card.locator("summary", has_text="办结").click()   # the note is asked for before it is sent
     await card.get_by_label("处理结果").fill("已更换破裂管段，恢复供水")
     await card.get_by_role("button", name="提交办结").click()
@@ -148,6 +154,7 @@ async def test_the_unit_acknowledges_and_resolves_on_a_phone_and_the_desk_sees_i
     await expect(detail.locator("h1 .state")).to_have_text("已办结")
     await expect(detail).to_contain_text("没有进行中的时限")   # no deadline runs once resolved
     await expect(detail.locator("table.audit")).to_contain_text("已更换破裂管段，恢复供水")
+    await expect(detail.locator("ul.photos a")).to_have_count(1)
     await desk.page.goto("/orders?state=resolved")
     await expect(desk.page.locator(f"#row-{order_id} .state")).to_have_text("已办结")
     assert desk.errors == []

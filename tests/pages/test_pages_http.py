@@ -110,3 +110,62 @@ async def test_the_chinese_catalogue_covers_every_word_of_the_pages() -> None:
     untranslated = sorted(m for m in found if catalogue.gettext(m) == m)
     assert not untranslated, untranslated
     del io
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def photo_form(data: bytes, filename: str, content_type: str = "image/png"):
+    import io
+
+    import aiohttp
+
+    form = aiohttp.FormData()
+    form.add_field("photo", io.BytesIO(data), filename=filename, content_type=content_type)
+    return form
+
+
+async def test_a_photo_is_stored_under_a_name_of_our_own_and_recorded_with_the_order(aiohttp_client, hotline,
+                                                                                    sessionmaker, settings) -> None:
+    from sqlalchemy import select
+
+    from callcenter.workorders.models import OrderPhoto
+
+    client = await aiohttp_client(hotline.app)
+    csrf = await sign_in(client, "repair")
+    order_id = hotline.orders["leak"]
+    card = await client.post(f"/unit/orders/{order_id}/photo", data=photo_form(PNG, "../../../etc/passwd.png"),
+                             headers={"X-CSRF-Token": csrf})
+    assert card.status == 200 and "1 张照片" in await card.text()
+    async with sessionmaker() as session:
+        photo = (await session.execute(select(OrderPhoto).where(OrderPhoto.order_id == order_id))).scalar_one()
+    assert re.fullmatch(rf"{order_id}/[0-9a-f]{{32}}\.png", photo.path) and photo.content_type == "image/png"
+    stored = settings.paths.spool_dir / "photos" / photo.path
+    assert stored.read_bytes() == PNG
+    history = await (await client.get(f"/api/orders/{order_id}")).json()
+    assert history["history"][-1]["event"] == "photo"
+    served = await client.get(f"/orders/{order_id}/photos/{photo.id}")
+    assert served.status == 200 and await served.read() == PNG and served.content_type == "image/png"
+    other = await aiohttp_client(hotline.app)
+    await sign_in(other, "meter")
+    assert (await other.get(f"/orders/{order_id}/photos/{photo.id}")).status == 404   # another unit's order
+
+
+async def test_a_photo_that_is_not_a_picture_or_too_large_is_refused_and_nothing_is_kept(aiohttp_client, hotline,
+                                                                                        sessionmaker, settings) -> None:
+    from sqlalchemy import func, select
+
+    from callcenter.workorders import photos
+    from callcenter.workorders.models import OrderPhoto
+
+    client = await aiohttp_client(hotline.app)
+    csrf = await sign_in(client, "repair")
+    order_id = hotline.orders["leak"]
+    for data, name, why in ((b"#!/bin/sh\nrm -rf /\n", "photo.jpg", "not a JPEG or PNG"),
+                            (PNG + b"\x00" * photos.MAX_BYTES, "big.png", "larger than 5 MB")):
+        card = await client.post(f"/unit/orders/{order_id}/photo", data=photo_form(data, name, "image/jpeg"),
+                                 headers={"X-CSRF-Token": csrf})
+        assert card.status == 200 and why in await card.text()
+    async with sessionmaker() as session:
+        assert (await session.execute(select(func.count()).select_from(OrderPhoto))).scalar_one() == 0
+    assert not list((settings.paths.spool_dir / "photos").rglob("*.*"))
