@@ -13,6 +13,7 @@ the page answers the order's card, with the API's error in it when there is one.
 from __future__ import annotations
 
 import json
+import mimetypes
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,19 +89,29 @@ async def forbidden_page(request: web.Request, handler: Callable[[web.Request], 
 
 # ------------------------------------------------------------------ static files, log-out, QA
 
+def _file(path: Path, cache: str, content_type: str | None = None) -> web.Response:
+    """A small file (the largest is a 5 MB photo), read whole: nothing stays open when the browser
+    goes away mid-answer."""
+    kind = content_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    try:
+        body = path.read_bytes()
+    except FileNotFoundError:
+        raise web.HTTPNotFound() from None
+    return web.Response(body=body, headers={"Content-Type": kind, "Cache-Control": cache})
+
+
 @access.public
 async def asset(request: web.Request) -> web.StreamResponse:
     """The pages' own and vendored files (no directory listing, nothing outside the folder)."""
     path = (STATIC_DIR / request.match_info["path"]).resolve()
     if not path.is_relative_to(STATIC_DIR.resolve()) or not path.is_file() or path.name.startswith("."):
         raise web.HTTPNotFound()
-    return web.FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})
+    return _file(path, "public, max-age=3600")
 
 
 @access.public
 async def favicon(request: web.Request) -> web.StreamResponse:
-    return web.FileResponse(STATIC_DIR / "favicon.svg", headers={"Content-Type": "image/svg+xml",
-                                                                 "Cache-Control": "public, max-age=86400"})
+    return _file(STATIC_DIR / "favicon.svg", "public, max-age=86400")
 
 
 @access.allow(*access.ROLES)
@@ -115,7 +126,11 @@ async def logout_page(request: web.Request) -> web.StreamResponse:
 
 @access.allow(QA)
 async def qa_page(request: web.Request) -> web.Response:
-    return render(request, "qa.html")
+    """The reviewer's inbox: the calls assigned to them, oldest first, with their score once reviewed."""
+    from callcenter.qa import review
+
+    rows = await review.assignments(request.app[SESSIONMAKER], reviewer=access.current_user(request).username)
+    return render(request, "qa.html", rows=rows)
 
 
 # ------------------------------------------------------------------ delegating to the API
@@ -266,8 +281,7 @@ async def order_photo(request: web.Request) -> web.StreamResponse:
     user = access.current_user(request)
     if photo is None or order is None or photo.order_id != order_id or (user.role == UNIT and order.unit != user.unit):
         raise web.HTTPNotFound()
-    return web.FileResponse(photos_dir(request) / photo.path,
-                            headers={"Content-Type": photo.content_type, "Cache-Control": "private, max-age=3600"})
+    return _file(photos_dir(request) / photo.path, "private, max-age=3600", photo.content_type)
 
 
 # ------------------------------------------------------------------ the work-order desk (/orders)

@@ -169,3 +169,20 @@ async def test_a_photo_that_is_not_a_picture_or_too_large_is_refused_and_nothing
     async with sessionmaker() as session:
         assert (await session.execute(select(func.count()).select_from(OrderPhoto))).scalar_one() == 0
     assert not list((settings.paths.spool_dir / "photos").rglob("*.*"))
+
+
+async def test_the_reviewer_lands_on_their_inbox_of_assigned_calls(aiohttp_client, hotline, sessionmaker) -> None:
+    from datetime import UTC, datetime
+
+    from callcenter.qa.models import Assignment
+
+    async with sessionmaker() as session, session.begin():
+        session.add(Assignment(call_id="call-leak", reviewer="qa", week="2026-W49", reason="sample", agent_id="1001",
+                               assigned_at=datetime.now(UTC)))
+        session.add(Assignment(call_id="call-cover", reviewer="someone-else", week="2026-W49", reason="sample",
+                               agent_id="1001", assigned_at=datetime.now(UTC)))
+    client = await aiohttp_client(hotline.app)
+    await sign_in(client, "qa")
+    text = await (await client.get("/qa")).text()
+    assert "我的待检通话" in text and "共 1 通" in text and "call-lea" in text and "call-cov" not in text
+    assert "未评分" in text
