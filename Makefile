@@ -3,7 +3,7 @@ PY := .venv/bin/python
 PIP := .venv/bin/pip
 STAMP := .venv/.installed
 
-.PHONY: run test setup system venv lint format bench prompts clean
+.PHONY: run test setup system venv lint format bench prompts clean messages
 
 run: setup
 	$(PY) -m callcenter.cli init
@@ -43,6 +43,12 @@ bench: setup
 	$(PY) bench/transcription.py
 	$(PY) bench/reports.py
 	$(PY) bench/transcription.py
+
+# The pages' words: extract them from the templates and update the Chinese catalogue (then translate
+# the new entries in callcenter/pages/locale/zh_CN/LC_MESSAGES/messages.po; it is compiled at start-up).
+messages: venv
+	cd callcenter/pages && ../../.venv/bin/pybabel extract -F babel.cfg -k N_ -k ngettext:1,2 --no-location -o /tmp/callcenter-pages.pot . \
+	  && ../../.venv/bin/pybabel update -i /tmp/callcenter-pages.pot -d locale -l zh_CN --no-fuzzy-matching
 
 clean:
 	scripts/asterisk-root.sh stop || true

@@ -45,7 +45,7 @@ def domain_routes() -> list[Any]:
 
     setups = []
     for module in ("callcenter.workorders.http", "callcenter.recording.http", "callcenter.qa.http",
-                   "callcenter.notices.http", "callcenter.sms.http"):
+                   "callcenter.notices.http", "callcenter.sms.http", "callcenter.pages.http"):
         try:
             setups.append(importlib.import_module(module).setup_routes)
         except ModuleNotFoundError:

@@ -4,7 +4,8 @@
 # Each step is skipped when it is already done, so a second run takes a second.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-PACKAGES="python3 python3-venv python3-dev espeak-ng sox libsox-fmt-all ffmpeg debootstrap curl ca-certificates"
+PACKAGES="python3 python3-venv python3-dev espeak-ng sox libsox-fmt-all ffmpeg debootstrap curl ca-certificates
+          chromium fonts-wqy-microhei"
 
 say() { echo "setup: $*"; }
 

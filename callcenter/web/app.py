@@ -8,7 +8,7 @@ import logging
 import os
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,7 @@ TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).wit
 LIVE_SOCKETS = web.AppKey("live_sockets", LiveSockets)
 LIMITER = web.AppKey("limiter", LoginLimiter)
 # argon2 hashes and checks: a few threads, never the event loop that drives live calls.
-PASSWORD_POOL = web.AppKey("password_pool", ThreadPoolExecutor)
+PASSWORD_POOL = web.AppKey("password_pool", Executor)
 PASSWORD_THREADS = 2
 PASSWORD_NICE = 19     # Linux: a thread's own niceness; argon2's lane threads inherit it
 NEW_PASSWORD_MIN = 10
@@ -296,8 +296,10 @@ async def static(request: web.Request) -> web.StreamResponse:
 @access.allow(*access.ROLES)
 @api.route(summary="To the wallboard or the agent page", responses={302: None})
 async def home(request: web.Request) -> web.StreamResponse:
-    user = access.current_user(request)
-    raise web.HTTPFound("/wallboard" if user.role in (access.SUPERVISOR, access.ADMIN) else "/agent")
+    # Each role lands on its own page (callcenter/pages knows the pages of each role).
+    from callcenter.pages.http import landing
+
+    raise web.HTTPFound(landing(access.current_user(request).role))
 
 
 # ---------------------------------------------------------------- the factory
@@ -313,9 +315,26 @@ def _behind_calls() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PASSWORD_NICE)
 
 
+class PasswordPool(Executor):
+    """The threads that hash and check passwords: made on first use, shut down with the app (an
+    app started again gets new ones; its state cannot be replaced once it runs)."""
+
+    def __init__(self) -> None:
+        self._threads: ThreadPoolExecutor | None = None
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(max_workers=PASSWORD_THREADS, thread_name_prefix="passwords",
+                                               initializer=_behind_calls)
+        return self._threads.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        threads, self._threads = self._threads, None
+        if threads is not None:
+            threads.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
 async def _password_pool(app: web.Application) -> AsyncIterator[None]:
-    app[PASSWORD_POOL] = ThreadPoolExecutor(max_workers=PASSWORD_THREADS, thread_name_prefix="passwords",
-                                            initializer=_behind_calls)
     yield
     app[PASSWORD_POOL].shutdown(wait=True, cancel_futures=True)
 
@@ -366,6 +385,7 @@ def init_app(settings: Settings, *, sessionmaker: async_sessionmaker[AsyncSessio
     for setup in route_setups:
         setup(app)
     api.setup_routes(app)
+    app[PASSWORD_POOL] = PasswordPool()
     app.cleanup_ctx.append(_password_pool)
     app.cleanup_ctx.append(_live_fanout)
     app.on_shutdown.append(_close_websockets)

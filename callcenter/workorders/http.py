@@ -49,7 +49,7 @@ AGENT, QA, SUP, ADMIN, UNIT = access.AGENT, access.QA, access.SUPERVISOR, access
 DESK_EVENTS = {"dispatch", "resolve", "escalate"}
 SUPERVISOR_EVENTS = {"adjudicate", "archive"}
 UNIT_ACTIONS = {"acknowledge": lifecycle.Event.ACKNOWLEDGE, "arrive": lifecycle.Event.ARRIVE,
-                "resolve": lifecycle.Event.RESOLVE}
+                "resolve": lifecycle.Event.RESOLVE, "return": lifecycle.Event.SEND_BACK}
 # A field order the unit has taken on: the unit resolves it (or a supervisor), not an agent.
 WITH_THE_UNIT = frozenset({lifecycle.State.ACKNOWLEDGED.value, lifecycle.State.ON_SITE.value})
 MAX_ID = 2**31 - 1          # ids are database integers
@@ -94,7 +94,7 @@ class UnitOrderQuery(api.Query):
 
 class UnitActionPath(api.Path):
     order_id: api.Id
-    action: Literal["acknowledge", "arrive", "resolve", "extend"]
+    action: Literal["acknowledge", "arrive", "resolve", "extend", "return"]
 
 
 class UnitActionBody(api.Body):
@@ -352,7 +352,7 @@ async def unit_orders(request: web.Request, query: UnitOrderQuery) -> web.Respon
 
 
 @access.allow(UNIT)
-@api.route(summary="A unit acknowledges, arrives, resolves or extends its order", path=UnitActionPath,
+@api.route(summary="A unit acknowledges, arrives, resolves, extends or returns (退单) its order", path=UnitActionPath,
            body=UnitActionBody, responses={200: OneOrder, **ERRORS})
 async def unit_action(request: web.Request, path: UnitActionPath, body: UnitActionBody) -> web.Response:
     user, action = access.current_user(request), path.action
@@ -360,12 +360,14 @@ async def unit_action(request: web.Request, path: UnitActionPath, body: UnitActi
     _same_unit(request, order)
     actor, reason, service = f"unit:{user.unit}", body.reason or body.result or "", request.app[ORDERS]
     rights = _unit_rights(user)
+    if action == "return" and not reason.strip():
+        return json_error(400, "reason: a returned order (退单) needs a stated reason")
     if action == "extend":
         order = await _guard(lambda: service.extend(order.id, actor, reason, _deadline(body), rights=rights))
     elif action in UNIT_ACTIONS:
         order = await _guard(lambda: service.apply(order.id, UNIT_ACTIONS[action], actor, reason, rights=rights))
     else:
-        return json_error(404, f"no unit action {action!r} (actions: acknowledge, arrive, resolve, extend)")
+        return json_error(404, f"no unit action {action!r} (actions: acknowledge, arrive, resolve, return, extend)")
     return web.json_response({"order": order_json(order)})
 
 

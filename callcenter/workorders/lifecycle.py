@@ -9,6 +9,8 @@ Rules
   makes it `followed_up`; one that contradicts it sends it back: the first time `returned`
   to the unit (第一遍退回), the second time to a supervisor, `adjudicating` (第二遍研判),
   whose decision closes it. Followed-up orders are `archived` (归档).
+- A unit that finds a dispatched order is not its own sends it back (退单, with a reason)
+  before it is on site: the order is `accepted` again, for the desk to dispatch anew.
 - While open, an order may be `extend`ed (a reason and a new deadline; state unchanged) and
   `escalate`d (to the unit's manager, then upward: a level counter; state unchanged).
 - An event that does not fit the state raises `IllegalTransition` and changes nothing.
@@ -42,6 +44,7 @@ class Event(StrEnum):
     ARCHIVE = "archive"
     EXTEND = "extend"
     ESCALATE = "escalate"
+    SEND_BACK = "send_back"   # 退单: the unit returns the order to the desk
 
 
 class IllegalTransition(Exception):
@@ -52,8 +55,8 @@ S, E = State, Event
 OPEN = (S.ACCEPTED, S.DISPATCHED, S.ACKNOWLEDGED, S.ON_SITE, S.RETURNED)
 TRANSITIONS: dict[State, dict[Event, State]] = {
     S.ACCEPTED: {E.DISPATCH: S.DISPATCHED, E.RESOLVE: S.RESOLVED},
-    S.DISPATCHED: {E.ACKNOWLEDGE: S.ACKNOWLEDGED},
-    S.ACKNOWLEDGED: {E.ARRIVE: S.ON_SITE, E.RESOLVE: S.RESOLVED},
+    S.DISPATCHED: {E.ACKNOWLEDGE: S.ACKNOWLEDGED, E.SEND_BACK: S.ACCEPTED},
+    S.ACKNOWLEDGED: {E.ARRIVE: S.ON_SITE, E.RESOLVE: S.RESOLVED, E.SEND_BACK: S.ACCEPTED},
     S.ON_SITE: {E.RESOLVE: S.RESOLVED},
     S.RESOLVED: {E.FOLLOW_UP_AGREES: S.FOLLOWED_UP, E.FOLLOW_UP_CONTRADICTS: S.RETURNED},
     S.RETURNED: {E.ACKNOWLEDGE: S.ACKNOWLEDGED},

@@ -44,6 +44,7 @@ RUNS = [(access.ADMIN, GenerationMode.POSITIVE, 20, False), (access.ADMIN, Gener
         (access.AGENT, GenerationMode.POSITIVE, 10, True), (access.QA, GenerationMode.POSITIVE, 10, False),
         (access.UNIT, GenerationMode.POSITIVE, 10, True)]
 CALL_ID = str(uuid.uuid4())
+GATEWAY_ONLY = {("get", "/api/sms/mo")}
 BUDGET_S = 200.0             # the whole run; past it the test fails rather than hang `make test`
 TOKENS = {access.ADMIN: "admin-token", access.SUPERVISOR: "sup-token", access.AGENT: "agent-token",
           access.QA: "qa-token", access.UNIT: "unit-token"}
@@ -237,4 +238,5 @@ async def test_schemathesis_finds_no_5xx_and_no_answer_off_the_schema(hotline) -
     # Every operation was reached past the log-in by some role (the document itself is not fuzzed).
     expected = {(method, path) for method, path, _ in routes_of(hotline) if path != api.OPENAPI_PATH}
     assert set(answers) == expected
-    assert not [op for op, statuses in answers.items() if statuses <= {401, 403}]
+    # Kannel's reply route takes only the gateway's own token (tests/sms drive it as Kannel does).
+    assert not [op for op, statuses in answers.items() if statuses <= {401, 403} and op not in GATEWAY_ONLY]

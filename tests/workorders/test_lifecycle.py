@@ -42,3 +42,12 @@ def test_the_whole_closed_loop() -> None:
                   Event.FOLLOW_UP_AGREES, Event.ARCHIVE):
         order = apply(order, event)
     assert order.state is State.ARCHIVED
+
+
+def test_a_unit_sends_back_an_order_before_it_is_on_site_and_never_after() -> None:
+    """退单: the unit returns a dispatched or acknowledged order to the desk (accepted again)."""
+    for state in (State.DISPATCHED, State.ACKNOWLEDGED):
+        assert apply(Order(state), Event.SEND_BACK) == Order(State.ACCEPTED)
+    for state in (State.ON_SITE, State.RESOLVED, State.ACCEPTED, State.RETURNED):
+        with pytest.raises(IllegalTransition):
+            apply(Order(state), Event.SEND_BACK)
