@@ -124,18 +124,14 @@ class WorkOrderService:
             order.state, order.returns, order.escalation_level = after.state.value, after.returns, after.escalation_level
             session.add(WorkOrderEvent(order_id=order.id, at=now, actor=actor, event=event.value,
                                        from_state=before.state.value, to_state=after.state.value, reason=reason))
-        if after.state is lifecycle.State.DISPATCHED and before.state is not lifecycle.State.DISPATCHED:
-            for listener in self.dispatched_listeners:
-                try:
-                    await listener(order, now)
-                except Exception as exc:
-                    log.error("order %s dispatched, but %s failed: %s", order.id, listener, exc)
-        if after.state is lifecycle.State.RESOLVED and before.state is not lifecycle.State.RESOLVED:
-            for listener in self.resolved_listeners:
-                try:
-                    await listener(order, now)
-                except Exception as exc:
-                    log.error("order %s resolved, but %s failed: %s", order.id, listener, exc)
+        for state, listeners in ((lifecycle.State.DISPATCHED, self.dispatched_listeners),
+                                 (lifecycle.State.RESOLVED, self.resolved_listeners)):
+            if after.state is state and before.state is not state:
+                for listener in listeners:
+                    try:
+                        await listener(order, now)
+                    except Exception as exc:
+                        log.error("order %s %s, but %s failed: %s", order.id, state.value, listener, exc)
         return order
 
     async def correct(self, order_id: int, actor: str, *, category: str | None = None,

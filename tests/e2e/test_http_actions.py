@@ -118,8 +118,8 @@ async def test_an_agent_consults_a_colleague_and_may_not_act_for_them(web_hotlin
     await wait_until(lambda: line.agent_state("1001") == "on_call", 30, "agent 1001 takes the call")
     assert (await supervisor.post("/api/agents/1003/login"))[0] == 200
     # An agent acts only for themself: not a log-out, pause or transfer of a colleague.
-    for action in ("logout", "pause", "transfer"):
-        status, _ = await agent.post(f"/api/agents/1003/{action}", {"queue": "general"})
+    for action, body in (("logout", {}), ("pause", {"reason": "break"}), ("transfer", {"queue": "general"})):
+        status, _ = await agent.post(f"/api/agents/1003/{action}", body)
         assert status == 403, action
     assert line.agent_state("1003") == "available"
     await line.talked("1001", 2)
