@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import zoneinfo
 from datetime import date, datetime, time, timedelta
-from typing import Any
 
 import chinese_calendar
 
@@ -32,29 +31,6 @@ def check_day(day: date, name: str) -> date:
         raise ValueError(f"{name}: {day.isoformat()} is not between {FIRST_YEAR} and {LAST_YEAR}")
     return day
 
-
-def parse_moment(raw: Any, name: str, *, zone: str | None = None) -> datetime:
-    """An ISO time such as 2026-11-23T18:00:00+08:00, aware, in the years above, with an offset
-    some zone uses (-12:00 to +14:00). Without an offset it is refused, or read as local time in `zone` when
-    one is given. ValueError naming `name` otherwise."""
-    example = f"{name}: an ISO time such as 2026-11-23T18:00:00+08:00"
-    try:
-        moment = datetime.fromisoformat(raw) if isinstance(raw, str) else None
-    except ValueError:
-        moment = None
-    if moment is None:
-        raise ValueError(example)
-    if moment.tzinfo is None:
-        if zone is None:
-            raise ValueError(f"{example} (with its time zone)")
-        moment = moment.replace(tzinfo=zoneinfo.ZoneInfo(zone))
-    offset = moment.utcoffset() or timedelta(0)
-    if not UTC_OFFSETS[0] <= offset <= UTC_OFFSETS[1]:
-        minutes = abs(offset) // timedelta(minutes=1)
-        raise ValueError(f"{name}: no time zone has the offset {'-' if offset < timedelta(0) else '+'}"
-                         f"{minutes // 60:02d}:{minutes % 60:02d} (zones go from -12:00 to +14:00)")
-    check_day(moment.date(), name)
-    return moment
 
 
 def iso_week(week: str, tz: str) -> tuple[datetime, datetime]:

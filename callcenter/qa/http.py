@@ -39,7 +39,6 @@ from callcenter.web.models import User
 SCORECARDS = web.AppKey("qa_scorecards", review.Scorecards)
 
 AGENT, QA, SUP, ADMIN = access.AGENT, access.QA, access.SUPERVISOR, access.ADMIN
-CHANNELS = ("caller", "agent")
 MAX_LIMIT = 200
 Score = Annotated[float, Field(ge=0, le=100)]
 CallId = Annotated[str, api.text(36, min_length=1)]

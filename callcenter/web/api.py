@@ -56,6 +56,7 @@ from pydantic import (
 )
 
 from callcenter.web import access
+from callcenter.workdays import UTC_OFFSETS
 
 if TYPE_CHECKING:
     from apispec import APISpec
@@ -104,8 +105,9 @@ class Problem(Answer):
 
 
 MAX_INT = 2**31 - 1            # an INTEGER column, on SQLite and PostgreSQL alike
+# The input layer's years (reports and deadlines keep to workdays.py's 2000-2099 on their own).
 FIRST_YEAR, LAST_YEAR = 2000, 2100
-MIN_OFFSET, MAX_OFFSET = dt.timedelta(hours=-12), dt.timedelta(hours=14)   # the zones there are
+MIN_OFFSET, MAX_OFFSET = UTC_OFFSETS   # the zones there are
 
 Id = Annotated[int, Field(ge=1, le=MAX_INT)]
 Count = Annotated[int, Field(ge=0, le=MAX_INT)]
@@ -167,7 +169,7 @@ def _month(value: str) -> str:
 
 Day = Annotated[dt.date, AfterValidator(_in_years)]
 Moment = Annotated[dt.datetime, AfterValidator(_moment)]
-"""A time with its UTC offset (or none: the route says what a bare time means), years 2000-2100."""
+"""A time with its UTC offset (or none: the route says what a bare time means), years FIRST_YEAR-LAST_YEAR."""
 Week = Annotated[str, AfterValidator(_iso_week), WithJsonSchema({"type": "string", "pattern": _WEEK})]
 Month = Annotated[str, AfterValidator(_month), WithJsonSchema({"type": "string", "pattern": _MONTH})]
 

@@ -28,7 +28,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -76,18 +75,6 @@ def json_exception(kind: type[web.HTTPException], message: str) -> web.HTTPExcep
     """The same {"error": ...} body, as an exception a helper deep in a handler can raise."""
     return kind(text=json.dumps({"error": message}, ensure_ascii=False), content_type="application/json")
 
-
-async def json_body(request: web.Request) -> dict[str, Any]:
-    """A request's JSON object ({} when it has no body); 400 when it is not one."""
-    if not request.can_read_body:
-        return {}
-    try:
-        data = await request.json()
-    except ValueError:
-        raise json_exception(web.HTTPBadRequest, "body is not JSON") from None
-    if not isinstance(data, dict):
-        raise json_exception(web.HTTPBadRequest, "body must be a JSON object")
-    return data
 
 
 @web.middleware

@@ -52,9 +52,6 @@ UNIT_ACTIONS = {"acknowledge": lifecycle.Event.ACKNOWLEDGE, "arrive": lifecycle.
                 "resolve": lifecycle.Event.RESOLVE, "return": lifecycle.Event.SEND_BACK}
 # A field order the unit has taken on: the unit resolves it (or a supervisor), not an agent.
 WITH_THE_UNIT = frozenset({lifecycle.State.ACKNOWLEDGED.value, lifecycle.State.ON_SITE.value})
-MAX_ID = 2**31 - 1          # ids are database integers
-MAX_LIMIT = 500
-MAX_TEXT = 4000
 
 
 # ------------------------------------------------------------------ what the routes take and answer
