@@ -104,15 +104,16 @@ async def test_forty_parallel_wrong_logins_stop_at_the_limit_and_health_answers_
     limit = app[SETTINGS].web.login_attempts_per_minute
     held, checking = threading.Event(), threading.Semaphore(0)
     threads: list[str] = []
-    real_verify = users._hasher.verify
+    real = users._hasher
 
-    def held_verify(password_hash: str, password: str) -> bool:
-        threads.append(threading.current_thread().name)
-        checking.release()
-        assert held.wait(10), "the test never let the check go"
-        return real_verify(password_hash, password)
+    class HeldHasher:
+        def verify(self, password_hash: str, password: str) -> bool:
+            threads.append(threading.current_thread().name)
+            checking.release()
+            assert held.wait(10), "the test never let the check go"
+            return real.verify(password_hash, password)
 
-    monkeypatch.setattr(users._hasher, "verify", held_verify)
+    monkeypatch.setattr(users, "_hasher", HeldHasher())
     flood = asyncio.gather(*(client.post("/api/login", json={"username": "sup", "password": f"wrong-{n}"})
                              for n in range(40)))
     try:
