@@ -29,6 +29,15 @@ class NewNotice(api.Body):
     cause: api.Line = ""
 
 
+class NoticeChange(api.Body):
+    """What changes; what is left out stays. Areas may be added, never taken away."""
+
+    starts_at: api.Moment | None = None
+    ends_at: api.Moment | None = None
+    text: Annotated[str, api.text(500, min_length=1)] | None = None
+    areas: list[api.Name] | None = Field(default=None, min_length=1, max_length=200)
+
+
 class OutagePath(api.Path):
     outage_id: api.Id
 
@@ -41,6 +50,7 @@ class OutageOut(api.Answer):
     ends_at: str
     text: str
     cancelled: bool
+    revision: int
 
 
 class OneOutage(api.Answer):
@@ -61,7 +71,8 @@ class Outages(api.Answer):
 def outage_json(o: Outage) -> dict[str, Any]:
     return {"id": o.id, "kind": o.kind, "areas": o.areas, "starts_at": o.starts_at.isoformat(),
             "ends_at": o.ends_at.isoformat(), "text": o.text, "cause": o.cause, "created_by": o.created_by,
-            "announced_late": o.announced_late, "cancelled": o.cancelled}
+            "announced_late": o.announced_late, "cancelled": o.cancelled,
+            "revision": o.revision}
 
 
 @access.allow(access.SUPERVISOR, access.ADMIN)
@@ -101,6 +112,25 @@ async def cancel(request: web.Request, path: OutagePath) -> web.Response:
     return web.json_response({"outage": outage_json(outage)})
 
 
+@access.allow(access.SUPERVISOR, access.ADMIN)
+@api.route(summary="Change an outage notice (times, text, more areas): told again to the customers",
+           path=OutagePath, body=NoticeChange,
+           responses={200: OneOutage, 400: api.Problem, 404: api.Problem, 503: api.Problem})
+async def change(request: web.Request, path: OutagePath, body: NoticeChange) -> web.Response:
+    try:
+        outage = await request.app[NOTICES].change(
+            path.outage_id, by=access.current_user(request).username, starts_at=body.starts_at,
+            ends_at=body.ends_at, text=body.text, areas=list(body.areas) if body.areas is not None else None)
+    except NoticeError as exc:
+        return json_error(400, str(exc))
+    except LookupError as exc:
+        return json_error(404, str(exc))
+    except NoticeAudioError as exc:
+        log.error("notice change not stored: %s", exc)
+        return json_error(503, str(exc))
+    return web.json_response({"outage": outage_json(outage)})
+
+
 async def _service(app: web.Application) -> None:
     if NOTICES not in app:
         s = app[SETTINGS]
@@ -113,3 +143,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/notices", create)
     app.router.add_get("/api/notices", listing)
     app.router.add_delete(r"/api/notices/{outage_id:\d+}", cancel)
+    app.router.add_patch(r"/api/notices/{outage_id:\d+}", change)

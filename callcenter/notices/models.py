@@ -24,3 +24,5 @@ class Outage(Base):
     # Announced later than the rules ask (planned: 7 working days ahead; temporary: 24 hours).
     announced_late: Mapped[bool] = mapped_column(Boolean, default=False)
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Counted up by each change of times, areas or text: each change is told once.
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -12,6 +12,15 @@ and the times (a real UTC offset, starting within a year and not over 31 days ag
 most 31 days). The notice is spoken first, to a name of its own; only then is the outage
 stored and its audio moved to `notice_<id>.wav` in the same transaction, so a failure leaves
 neither a row nor a file, and no caller is ever routed to a notice without a prompt.
+
+A notice may change (its times, its text, more areas) and be cancelled; each change counts up
+its `revision` and is told to the listeners once (the SMS channel texts the customers). A
+change cannot take an area away: that is a cancellation and a new notice, so nobody is left
+believing the water stops when it does not. A changed text is spoken before anything is
+kept, as for a new notice, and replaces the prompt in one move.
+
+Each caller routed to a notice is told to the `heard` callbacks (plain functions, on the call's
+path: they must not block), which is how an outage-driven surge of calls is noticed.
 """
 from __future__ import annotations
 
@@ -128,6 +137,8 @@ class NoticeService:
         self.voice, self.speed_wpm = voice, speed_wpm
         # Told of every notice published or cancelled (event, outage), e.g. to text the customers.
         self.listeners: list[Callable[[str, Outage], Awaitable[None]]] = []
+        # Told of each caller routed to a notice: (outage id, the caller's area).
+        self.heard: list[Callable[[int, str], None]] = []
 
     async def _tell(self, event: str, outage: Outage) -> None:
         for listener in self.listeners:
@@ -186,6 +197,56 @@ class NoticeService:
         await self._tell("cancelled", outage)
         return outage
 
+    async def change(self, outage_id: int, *, by: str, starts_at: datetime | None = None,
+                     ends_at: datetime | None = None, text: str | None = None, areas: list[object] | None = None,
+                     now: datetime | None = None) -> Outage:
+        """Change a running or coming notice; what is not given stays. A NoticeError names the
+        field; LookupError when there is no such notice (or it was cancelled)."""
+        now = now or datetime.now(UTC)
+        if not 0 < outage_id <= MAX_ID:
+            raise LookupError(f"no outage {outage_id}")
+        async with self.sessionmaker() as session:
+            outage = await session.get(Outage, outage_id)
+        if outage is None or outage.cancelled:
+            raise LookupError(f"no outage {outage_id}" if outage is None else f"outage {outage_id} was cancelled")
+        names = outage.areas
+        if areas is not None:
+            names = check_areas(areas)
+            dropped = sorted(set(outage.areas) - set(names))
+            if dropped:
+                raise NoticeError(f"areas: {', '.join(dropped)} cannot be taken away from a notice; "
+                                  "cancel it and enter a new one")
+        new_text = outage.text if text is None else check_words("text", text, MAX_TEXT)
+        if not new_text:
+            raise NoticeError("text: the notice callers hear is empty")
+        new_start, new_end = check_times(starts_at or outage.starts_at, ends_at or outage.ends_at, now)
+        if (names, new_text, new_start, new_end) == (outage.areas, outage.text, outage.starts_at, outage.ends_at):
+            raise NoticeError("body: nothing to change")
+        pending: Path | None = None
+        if new_text != outage.text:
+            pending = self.prompts_dir / f".pending-{uuid.uuid4().hex}.wav"
+            try:
+                await asyncio.to_thread(speak, new_text, pending, self.voice, self.speed_wpm)
+            except PromptError as exc:
+                pending.unlink(missing_ok=True)
+                raise NoticeAudioError(f"text: the spoken notice could not be made: {exc}") from None
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                stored = await session.get(Outage, outage_id, with_for_update=True)
+                if stored is None or stored.cancelled:
+                    raise LookupError(f"outage {outage_id} was cancelled meanwhile")
+                stored.areas, stored.text, stored.starts_at, stored.ends_at = names, new_text, new_start, new_end
+                stored.revision += 1
+                if pending is not None:
+                    pending.replace(self.prompts_dir / f"{prompt_id(outage_id)}.wav")
+                outage = stored
+        finally:
+            if pending is not None:
+                pending.unlink(missing_ok=True)
+        log.info("outage %s changed by %s (revision %d)", outage_id, by, outage.revision)
+        await self._tell("changed", outage)
+        return outage
+
     async def current(self, now: datetime | None = None) -> list[Outage]:
         now = now or datetime.now(UTC)
         async with self.sessionmaker() as session:
@@ -202,6 +263,11 @@ class NoticeService:
             return None
         for outage in await self.current(now):
             if area in outage.areas:
+                for heard in self.heard:
+                    try:
+                        heard(outage.id, area)
+                    except Exception:
+                        log.exception("outage %s: a listener of callers heard failed", outage.id)
                 return Notice(prompt=prompt_id(outage.id), notice_id=str(outage.id))
         return None
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callcenter.db.base import Base, UTCDateTime
@@ -81,6 +81,9 @@ class Customer(Base):
     address: Mapped[str] = mapped_column(Text, default="")
     # The supply area (片区) the address is in: outage notices are addressed to areas.
     area: Mapped[str] = mapped_column(String(64), default="", index=True)
+    # A key customer (大客户: a hospital, a factory, a school) is told of an outage at any hour,
+    # and before the other customers of the area.
+    key_customer: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Handover(Base):

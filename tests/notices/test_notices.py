@@ -258,3 +258,22 @@ async def test_cancelling_an_unknown_notice_is_404(http, outage_id) -> None:
     client, _ = http
     response = await client.delete(f"/api/notices/{outage_id}")
     assert response.status == 404 and (await response.json())["error"].startswith("outage_id: ")
+
+
+async def test_a_notice_changed_over_http_keeps_its_areas_and_names_the_bad_field(http, sessionmaker) -> None:
+    client, _ = http
+    created = await client.post("/api/notices", json=good_body())
+    outage_id = (await created.json())["outage"]["id"]
+    later = (datetime.now(UTC) + timedelta(hours=5)).isoformat()
+    response = await client.patch(f"/api/notices/{outage_id}", json={"ends_at": later, "areas": ["east", "west"]})
+    assert response.status == 200, await response.text()
+    changed = (await response.json())["outage"]
+    assert changed["revision"] == 1 and changed["areas"] == ["east", "west"]
+    for body, field in (({"areas": ["west"]}, "areas"), ({"ends_at": "9999-W52"}, "ends_at"),
+                        ({"text": "停" * 501}, "text"), ({"revision": 7}, "revision"), ({}, "body")):
+        response = await client.patch(f"/api/notices/{outage_id}", json=body)
+        assert response.status == 400, (body, await response.text())
+        assert (await response.json())["error"].startswith(f"{field}: "), (body, await response.text())
+    response = await client.patch("/api/notices/2147483648", json={"text": "x"})
+    assert response.status == 404
+    assert [o.revision for o in await outages(sessionmaker)] == [1]
