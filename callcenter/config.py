@@ -231,6 +231,14 @@ class SmsSettings(Section):
     follow_up_person_when: list[str] = Field(default_factory=lambda: ["repeat", "transferred"])
     # A delivery failure of a follow-up SMS: "retry" it, or hand it to a "person" (the agent list).
     follow_up_on_failure: str = Field(default="person", pattern=r"^(retry|person)$")
+    # Warning SMS: an outage-driven surge is this many callers routed to one notice within the
+    # window (one warning per outage); the service level (answered within three rings, over the
+    # last window) below the threshold, with at least so many answered calls (0: no such warning).
+    surge_calls: int = Field(default=20, ge=1)
+    surge_window_s: float = Field(default=600.0, gt=0)
+    service_level_below_pct: float = Field(default=80.0, ge=0, le=100)
+    service_level_window_min: int = Field(default=60, ge=5, le=24 * 60)
+    service_level_min_calls: int = Field(default=20, ge=1)
 
     @property
     def sendsms_url(self) -> str:

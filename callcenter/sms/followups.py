@@ -95,6 +95,9 @@ class SmsFollowUps:
         if follow_up_id:
             await self._set(follow_up_id, state=BY_AGENT, needs_agent=True)
 
+    async def housekeeping(self) -> None:
+        await self.fall_back_to_calls()
+
     async def fall_back_to_calls(self, now: datetime | None = None) -> int:
         """Follow-up SMS whose reply window closed unanswered: the automated call, in its windows."""
         now = now or self.sms.clock.now()

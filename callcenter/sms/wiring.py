@@ -37,7 +37,8 @@ def start_sms(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
     if domains.get("orders") is not None:
         from callcenter.sms.staff import DispatchTexts, SmsWarnings
 
-        hooks.append(SmsWarnings(service, domains["orders"], settings.hotline.name))
+        hooks.append(SmsWarnings(service, domains["orders"], settings.hotline.name, settings,
+                                 domains.get("notices")))
         hooks.append(DispatchTexts(service, domains["orders"]))
     if domains.get("notices") is not None:
         from callcenter.sms.outages import OutageTexts
@@ -51,11 +52,11 @@ async def _run(sender: SmsSender, hooks: list[Any], stop: asyncio.Event) -> None
     async def housekeeping() -> None:
         while not stop.is_set():
             for hook in hooks:
-                if hasattr(hook, "fall_back_to_calls"):
+                if hasattr(hook, "housekeeping"):
                     try:
-                        await hook.fall_back_to_calls()
+                        await hook.housekeeping()
                     except Exception:
-                        log.exception("sms follow-up fall-back failed")
+                        log.exception("sms housekeeping of %s failed", type(hook).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), HOUSEKEEPING_S)
 

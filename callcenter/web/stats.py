@@ -22,6 +22,12 @@ def day_bounds(now: datetime, timezone: str) -> tuple[datetime, datetime]:
 
 async def today(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, now: datetime) -> dict[str, Any]:
     start, end = day_bounds(now, settings.hotline.timezone)
+    return {"day": start.date().isoformat(), **await period(sessionmaker, settings, start, end)}
+
+
+async def period(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, start: datetime,
+                 end: datetime) -> dict[str, Any]:
+    """The calls that arrived in [start, end): answered, abandoned, within three rings, ASA."""
     wait_s = (func.julianday(Call.agent_answered_at) - func.julianday(Call.arrived_at)) * 86400
     async with sessionmaker() as session:
         if session.bind.dialect.name == "postgresql":
@@ -37,7 +43,6 @@ async def today(sessionmaker: async_sessionmaker[AsyncSession], settings: Settin
         )).one()
     calls, answered, within, abandoned, asa = row
     return {
-        "day": start.date().isoformat(),
         "calls": calls,
         "answered": answered,
         "abandoned": int(abandoned or 0),

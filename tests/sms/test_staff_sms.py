@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from callcenter.sms.staff import DispatchTexts, SmsWarnings
+import pytest
+
+from callcenter.calls.models import Call
+from callcenter.config import SmsSettings
+from callcenter.notices.service import NoticeService
+from callcenter.sms.staff import DispatchTexts, SmsWarnings, SurgeWatch, service_level_warning
 from callcenter.workorders.alerts import order_alert
 from callcenter.workorders.categories import load_categories
 from callcenter.workorders.lifecycle import Event
-from callcenter.workorders.models import WorkOrder
+from callcenter.workorders.models import Customer, WorkOrder
 from callcenter.workorders.service import WorkOrderService
 from tests.sms.conftest import wait_until
 from tests.workorders.test_service import a_call
@@ -61,6 +66,75 @@ async def test_a_dispatch_sms_reaches_the_unit_and_its_reply_acknowledges_the_or
     assert await wait_until(lambda: _state(hotline, message.id, "delivered"))
     gateway.inject_mo(UNIT_PHONE, "签收")
     assert await wait_until(lambda: _order_state(sessionmaker, order.id, "acknowledged"))
+
+
+def test_a_surge_is_told_once_when_the_window_holds_enough_callers() -> None:
+    watch = SurgeWatch(calls=3, window_s=60)
+    assert [watch.heard(7, t) for t in (0, 10, 61)] == [None, None, None]    # the first one fell out
+    assert watch.heard(8, 61) is None                                        # another outage counts apart
+    assert watch.heard(7, 70) == 3
+    assert [watch.heard(7, t) for t in range(71, 100)] == [None] * 29        # told once
+    assert [watch.heard(8, t) for t in (62, 63)] == [None, 3]
+
+
+@pytest.mark.parametrize(("figures", "warned"), [
+    ({"answered": 40, "answered_within_rings_pct": 63.0}, True),
+    ({"answered": 40, "answered_within_rings_pct": 80.0}, False),        # at the threshold: fine
+    ({"answered": 3, "answered_within_rings_pct": 0.0}, False),          # three calls are no figure
+    ({"answered": 0, "answered_within_rings_pct": None}, False),
+])
+def test_the_service_level_warns_below_its_threshold_once_an_hour(figures, warned) -> None:
+    settings = SmsSettings(service_level_below_pct=80, service_level_min_calls=20)
+    at = datetime(2026, 12, 1, 10, 15, tzinfo=UTC)
+    warning = service_level_warning(figures, settings, at)
+    assert (warning is not None) == warned
+    if warning:
+        assert warning[0] == "service_level:2026-12-01T10" and "63%" in warning[1] and "低于80%" in warning[1]
+        assert service_level_warning(figures, settings, at + timedelta(minutes=40))[0] == warning[0]
+    assert service_level_warning(figures, SmsSettings(service_level_below_pct=0), at) is None   # turned off
+
+
+async def test_fifty_callers_routed_to_one_outage_raise_one_warning_sms(
+        gateway, hotline, sessionmaker, sms_settings, tmp_path) -> None:
+    callers = [f"1360000{i:04d}" for i in range(50)]
+    async with sessionmaker() as session, session.begin():
+        session.add_all([Customer(number=n, account=f"a{n}", area="A1") for n in callers])
+    notices = NoticeService(sessionmaker, tmp_path / "prompts", "Asia/Shanghai")
+    orders = WorkOrderService(sessionmaker, load_categories(), "Asia/Shanghai")
+    warnings = SmsWarnings(hotline.service, orders, "96666 供水服务热线", sms_settings, notices)
+    warnings.phones = [DUTY]
+    now = datetime.now(UTC)
+    outage = await notices.create(kind="temporary", areas=["A1"], starts_at=now, ends_at=now + timedelta(hours=4),
+                                  text="A1片区爆管抢修", by="sup")
+    since = gateway.carrier.offset()
+    heard = await asyncio.gather(*(notices.notice_for(n) for n in callers))     # what the engine asks per call
+    assert {h.notice_id for h in heard} == {str(outage.id)}
+    [(_, to, text)] = await gateway.carrier.wait_for(since, 1)
+    assert to == DUTY and f"停水{outage.id}（A1）来电激增，已20通" in text
+    assert await wait_until(lambda: _delivered(hotline, 1))
+    assert len(gateway.carrier.received(since)) == 1
+
+
+async def test_a_low_service_level_texts_the_duty_phone_once_an_hour(gateway, hotline, sessionmaker,
+                                                                     sms_settings) -> None:
+    now = datetime.now(UTC)
+    async with sessionmaker() as session, session.begin():
+        for i in range(30):     # 30 answered in the last hour, 12 of them within three rings: 40%
+            arrived = now - timedelta(minutes=50) + timedelta(seconds=60 * i)
+            wait = timedelta(seconds=5 if i < 12 else 40)
+            session.add(Call(id=f"sl-{i}", uniqueid=f"sl-{i}", linkedid=f"sl-{i}", channel="PJSIP/trunk-1",
+                             caller_number="13812345678", arrived_at=arrived, agent_answered_at=arrived + wait,
+                             agent_id="1001", disposition="answered", closed=True))
+    orders = WorkOrderService(sessionmaker, load_categories(), "Asia/Shanghai")
+    warnings = SmsWarnings(hotline.service, orders, "96666 供水服务热线", sms_settings)
+    warnings.phones = [DUTY]
+    since = gateway.carrier.offset()
+    await warnings.housekeeping()
+    await warnings.housekeeping()           # a minute later, the same hour: nothing more
+    [(_, to, text)] = await gateway.carrier.wait_for(since, 1)
+    assert to == DUTY and "服务水平40%，低于80%" in text and "接听30通" in text
+    assert await wait_until(lambda: _delivered(hotline, 1))
+    assert len(gateway.carrier.received(since)) == 1
 
 
 async def _delivered(hotline, n: int) -> bool:
