@@ -9,7 +9,13 @@ got a message for, `doubled` the messages it got more than once. While the burst
 probe asks this process a trivial HTTP question every 10 ms: `probe_p99_ms` is how long the
 answer took (the engine shares its event loop the same way).
 
-    .venv/bin/python bench/sms.py [--count 10000]
+    .venv/bin/python bench/sms.py [--count 10000] [--calls-per-s 20]
+
+With --calls-per-s, the burst runs inside the whole hotline instead (`build_hotline` on the
+real Asterisk, with its SMS sender on the same Kannel): the notice is entered as a supervisor
+would, and SIPp callers dial the hotline at that rate while the messages go out;
+`answer_p99_ms` is their INVITE-to-200 OK p99 (goal ≤ 50 ms: a mass notice must not slow the
+telephones). Needs the Asterisk root (make test builds it).
 
 Writes bench/results/sms.json and prints it.
 """
@@ -156,6 +162,80 @@ async def run(count: int, folder: Path, concurrency: int) -> dict[str, Any]:
     }
 
 
+async def run_with_calls(count: int, folder: Path, concurrency: int, calls_per_s: float) -> dict[str, Any]:
+    """The burst through the hotline build_hotline builds, with callers dialling it meanwhile."""
+    import secrets
+
+    from callcenter.app import build_hotline
+    from callcenter.rig import AsteriskRig
+    from callcenter.sipp import Sipp, caller_scenario
+
+    admin, box, sendsms, carrier, mo, web_port = free_ports(6)
+    sms = {"config_dir": str(folder / "kannel"), "admin_port": admin, "smsbox_port": box, "sendsms_port": sendsms,
+           "carrier_port": carrier, "mo_inject_port": mo, "sendsms_password": "bench-pw", "admin_password": "bench-adm",
+           "mo_token": "bench-mo", "callback_url": f"http://127.0.0.1:{web_port}"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCENTER_")}
+    env.update({f"CALLCENTER_SMS__{k.upper()}": str(v) for k, v in sms.items()})
+    env.update({"PY": sys.executable, "PYTHONPATH": str(ROOT)})
+    script = str(ROOT / "scripts" / "kannel.sh")
+    await asyncio.to_thread(subprocess.run, [script, "start"], env=env, cwd=ROOT, check=True, capture_output=True)
+    settings = load_settings(overrides={
+        "database": {"url": f"sqlite+aiosqlite:///{folder / 'bench.db'}"},
+        "web": {"secret_key": secrets.token_hex(16), "host": "127.0.0.1", "port": web_port},
+        "ami": {"secret": secrets.token_hex(12)}, "asterisk": {"sip_bind": "127.0.0.1:5060"},
+        "paths": {"spool_dir": str(folder / "spool"), "asterisk_config_dir": str(folder / "spool" / "asterisk")},
+        "redis": {"prefix": f"ccbench:{secrets.token_hex(4)}:"}, "cluster": {"engine_id": "bench"},
+        "sms": {**sms, "quiet_start": "00:00", "quiet_end": "00:00", "concurrency": concurrency}})
+    rig = AsteriskRig(settings)
+    rig.prepare(prompt_cache=ROOT / "var" / "test-prompts")
+    rig.start()
+    numbers = [f"139{n:08d}" for n in range(count)]
+    try:
+        async with build_hotline(settings) as hotline:
+            async with hotline.sessionmaker() as session, session.begin():
+                session.add_all([Customer(number=n, account=f"acct{n}", area="A1") for n in numbers])
+            service = hotline.app[sms_http.SMS]
+            sipp = Sipp(settings.paths.spool_dir)
+            call_s = max(10.0, count / GOALS["per_s"])          # the callers last as long as the burst may
+            calls = int(calls_per_s * call_s)
+            callers = await sipp.start("sms_burst_callers", caller_scenario(hangup_after_ms=1500), sip_port=5207,
+                                       media_port=48000, service=settings.hotline.number, calls=calls,
+                                       rate=calls_per_s, timeout_s=call_s + 120, trace_rtt=True)
+            await asyncio.sleep(1)
+            started = time.perf_counter()
+            now = datetime.now(UTC)
+            await hotline.notices.create(kind="temporary", areas=["A1"], starts_at=now + timedelta(hours=3),
+                                         ends_at=now + timedelta(hours=8), text="A1片区主管抢修，临时停水", by="bench")
+            deadline = time.monotonic() + max(120, count / 50)
+            delivered = 0
+            while time.monotonic() < deadline:
+                delivered = (await service.counts()).get("delivered", 0)
+                if delivered >= count:
+                    break
+                await asyncio.sleep(0.2)
+            elapsed = time.perf_counter() - started
+            code = await callers.wait(call_s + 180)
+            await asyncio.sleep(2)
+            counts = await service.counts()
+            rtt = callers.rtt_ms()
+    finally:
+        rig.stop()
+        await asyncio.to_thread(subprocess.run, [script, "stop"], env=env, cwd=ROOT, check=True, capture_output=True)
+    got = collections.Counter(received(folder / "kannel" / "fakesmsc.log"))
+    ordered = sorted(rtt)
+    return {
+        "benchmark": "sms", "through": "build_hotline on the real Asterisk", "count": count,
+        "seconds": round(elapsed, 3), "per_s": round(delivered / elapsed, 1), "delivered_with_report": delivered,
+        "states": counts, "lost": sum(1 for n in numbers if got[n] == 0),
+        "doubled": sum(c - 1 for c in got.values() if c > 1),
+        "calls": calls, "calls_per_s": calls_per_s, "calls_answered": len(rtt), "sipp_exit": code,
+        "answer_p50_ms": ordered[len(ordered) // 2] if ordered else None,
+        "answer_p99_ms": ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))] if ordered else None,
+        "settings": {"rate_per_s": settings.sms.rate_per_s, "concurrency": settings.sms.concurrency,
+                     "batch": settings.sms.batch, "database": "sqlite"},
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     import logging
 
@@ -163,13 +243,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=16, help="sends at a time (sms.concurrency)")
+    parser.add_argument("--calls-per-s", type=float, default=0.0, help="run in the hotline with callers at this rate")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
-        result = asyncio.run(run(args.count, Path(folder), args.concurrency))
+        if args.calls_per_s:
+            result = asyncio.run(run_with_calls(args.count, Path(folder), args.concurrency, args.calls_per_s))
+        else:
+            result = asyncio.run(run(args.count, Path(folder), args.concurrency))
     result["goals"] = GOALS
     result["goals_met"] = {"per_s": result["per_s"] >= GOALS["per_s"], "lost": result["lost"] == 0,
-                           "doubled": result["doubled"] == 0,
-                           "probe_p99_ms": (result["probe_p99_ms"] or 0) <= GOALS["probe_p99_ms"]}
+                           "doubled": result["doubled"] == 0}
+    if "answer_p99_ms" in result:
+        result["goals"] = {**GOALS, "answer_p99_ms": 50}
+        result["goals_met"]["answer_p99_ms"] = (result["answer_p99_ms"] or 1e9) <= 50
+    else:
+        result["goals_met"]["probe_p99_ms"] = (result["probe_p99_ms"] or 0) <= GOALS["probe_p99_ms"]
     result["machine"] = machine()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")

@@ -1,7 +1,9 @@
 """Wiring: the one place that builds the running hotline from its settings (plain code, no framework).
 
-    serve(settings): database (migrated) → Redis → live state → engine (AMI) → web server,
-    until SIGINT/SIGTERM; then the web server, the engine and the connections close in order.
+    build_hotline(settings): an async context manager that opens database (migrated) → Redis →
+    live state → the domains → engine (AMI) → web server → SMS sender → duties, and closes them
+    in the reverse order. `serve` (what `callcenter run` runs), the real-Asterisk tests and the
+    benchmarks all run the hotline it builds.
 """
 from __future__ import annotations
 
@@ -9,11 +11,15 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.acd.live import LiveState
 from callcenter.calls.engine import Engine
@@ -53,62 +59,103 @@ def domain_routes() -> list[Any]:
     return setups
 
 
+@dataclass
+class Hotline:
+    """Everything `build_hotline` opened, for whoever runs it (`serve`, the tests, the benchmarks)."""
+
+    settings: Settings
+    sessionmaker: async_sessionmaker[AsyncSession]
+    redis: aioredis.Redis
+    live: LiveState
+    engine: Engine
+    shared: SharedHotline
+    workorders: WorkOrderService
+    followups: FollowUpService
+    dialer: FollowUpCalls
+    notices: NoticeService
+    recordings: RecordingService
+    app: web.Application
+    stop: asyncio.Event
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.web.host}:{self.settings.web.port}"
+
+
+@asynccontextmanager
+async def build_hotline(settings: Settings, stop: asyncio.Event | None = None) -> AsyncIterator[Hotline]:
+    """Open the hotline's resources in order — database (migrated), Redis, live state, the
+    domains, the engine (AMI), the web server, the SMS gateway's sender and the once-only duties
+    — and close them in the reverse order when the block ends (or `stop` is set and the block
+    returns). Asterisk itself is not started here: `callcenter run` starts it first."""
+    stop = stop or asyncio.Event()
+    menu = load_menu(settings.ivr.menu_file or None, queue_names=[q.name for q in settings.queues])
+    await migrate(settings.database.url)
+    async with contextlib.AsyncExitStack() as opened:
+        db = create_engine(settings.database.url)
+        opened.push_async_callback(db.dispose)
+        sessionmaker = make_sessionmaker(db)
+        redis = aioredis.Redis.from_url(settings.redis.url, decode_responses=True, socket_connect_timeout=2)
+        opened.push_async_callback(redis.aclose)
+        engine_id = settings.cluster.engine_id or f"engine-{settings.web.port}"
+        live = LiveState(redis, settings.redis.prefix, engine_id)
+        recordings = RecordingService(redis, settings.redis.prefix, settings.transcription.stream,
+                                      settings.transcription.group)
+        sinks = [LiveChannelSink(redis, settings.redis.prefix), WebhookSink(settings.workorders.webhooks)]
+        workorders = WorkOrderService(sessionmaker, load_categories(settings.workorders.categories_file or None),
+                                      settings.hotline.timezone, sinks=sinks)
+        followups = FollowUpService(sessionmaker, workorders)
+        notices = NoticeService(sessionmaker, settings.paths.prompts_dir, settings.hotline.timezone,
+                                settings.ivr.voice, settings.ivr.speed_wpm)
+        engine = Engine(settings, sessionmaker, menu, live=live, engine_id=engine_id,
+                        hooks=[recordings, workorders], notices=notices.notice_for)
+        shared = SharedHotline(engine, live)
+        dialer = FollowUpCalls(engine, followups)
+        await seed_users(sessionmaker, settings, datetime.now(UTC))
+
+        async def ami_status() -> dict[str, Any]:
+            ami_connected.set(1 if engine.connection.connected else 0)
+            return {"ok": engine.connection.connected, "calls": len(engine.sessions)}
+
+        app = init_app(settings, sessionmaker=sessionmaker, redis=redis, live=live, agent_control=engine,
+                       route_setups=domain_routes(), ami_status=ami_status)
+        app[workorders_http.ORDERS], app[workorders_http.FOLLOWUPS] = workorders, followups
+        app[notices_http.NOTICES] = notices
+        await engine.start()
+        opened.push_async_callback(engine.stop)
+        sms = start_sms(settings, sessionmaker, app, stop, orders=workorders, followups=followups,
+                        notices=notices)
+        if sms is not None:
+            opened.push_async_callback(_finish, sms)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        opened.push_async_callback(runner.cleanup)
+        await web.TCPSite(runner, settings.web.host, settings.web.port).start()
+        duties = asyncio.create_task(workorders_runner.run(settings, workorders, followups, dialer, stop,
+                                                           lead=shared.lead), name="duties")
+        opened.push_async_callback(_finish, duties)
+        opened.callback(stop.set)          # closes first: the tasks above end on it
+        log.info("hotline running: web on http://%s:%s/", settings.web.host, settings.web.port)
+        yield Hotline(settings=settings, sessionmaker=sessionmaker, redis=redis, live=live, engine=engine,
+                      shared=shared, workorders=workorders, followups=followups, dialer=dialer, notices=notices,
+                      recordings=recordings, app=app, stop=stop)
+        log.info("shutting down")
+
+
+async def _finish(task: asyncio.Task[Any]) -> None:
+    """A task that ends once `stop` is set: waited for; one that failed is logged, not raised."""
+    try:
+        await task
+    except Exception:
+        log.exception("%s ended with an error", task.get_name())
+
+
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """The hotline until SIGINT/SIGTERM (or `stop`)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-
-    menu = load_menu(settings.ivr.menu_file or None, queue_names=[q.name for q in settings.queues])
-    await migrate(settings.database.url)
-    db = create_engine(settings.database.url)
-    sessionmaker = make_sessionmaker(db)
-    redis = aioredis.Redis.from_url(settings.redis.url, decode_responses=True, socket_connect_timeout=2)
-    engine_id = settings.cluster.engine_id or f"engine-{settings.web.port}"
-    live = LiveState(redis, settings.redis.prefix, engine_id)
-    recordings = RecordingService(redis, settings.redis.prefix, settings.transcription.stream,
-                                  settings.transcription.group)
-    sinks = [LiveChannelSink(redis, settings.redis.prefix), WebhookSink(settings.workorders.webhooks)]
-    workorders = WorkOrderService(sessionmaker, load_categories(settings.workorders.categories_file or None),
-                                  settings.hotline.timezone, sinks=sinks)
-    followups = FollowUpService(sessionmaker, workorders)
-    notices = NoticeService(sessionmaker, settings.paths.prompts_dir, settings.hotline.timezone, settings.ivr.voice,
-                            settings.ivr.speed_wpm)
-    engine = Engine(settings, sessionmaker, menu, live=live, engine_id=engine_id, hooks=[recordings, workorders],
-                    notices=notices.notice_for)
-    shared = SharedHotline(engine, live)
-    dialer = FollowUpCalls(engine, followups)
-    await seed_users(sessionmaker, settings, datetime.now(UTC))
-
-    async def ami_status() -> dict[str, Any]:
-        ami_connected.set(1 if engine.connection.connected else 0)
-        return {"ok": engine.connection.connected, "calls": len(engine.sessions)}
-
-    app = init_app(settings, sessionmaker=sessionmaker, redis=redis, live=live, agent_control=engine,
-                   route_setups=domain_routes(), ami_status=ami_status)
-    app[workorders_http.ORDERS], app[workorders_http.FOLLOWUPS] = workorders, followups
-    app[notices_http.NOTICES] = notices
-    sms = start_sms(settings, sessionmaker, app, stop, orders=workorders, followups=followups, notices=notices)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.web.host, settings.web.port)
-    duties: asyncio.Task[None] | None = None
-    try:
-        await engine.start()
-        await site.start()
-        duties = asyncio.create_task(workorders_runner.run(settings, workorders, followups, dialer, stop,
-                                                                lead=shared.lead))
-        log.info("hotline running: web on http://%s:%s/", settings.web.host, settings.web.port)
+    async with build_hotline(settings, stop):
         await stop.wait()
-    finally:
-        log.info("shutting down")
-        stop.set()
-        if duties is not None:
-            await duties
-        if sms is not None:
-            await sms
-        await runner.cleanup()
-        await engine.stop()
-        await redis.aclose()
-        await db.dispose()
