@@ -257,12 +257,17 @@ The hotline is running.
   softphone:  register as one of your agents (see var/callcenter.toml) at this machine, UDP 5060
   agent:      .venv/bin/callcenter agent login 1001      (then: pause 1001 --reason break, ready 1001)
   test call:  .venv/bin/callcenter call --keys 2         (presses 2 = leak; rings the logged-in agent)
-Ctrl-C stops the engine; `.venv/bin/callcenter asterisk stop` stops Asterisk.
+Ctrl-C (or SIGTERM) stops the engine{" and its Asterisk" if not args.no_asterisk else ""}.
 """, flush=True)
     try:
         asyncio.run(serve(settings))
     except KeyboardInterrupt:
         pass
+    finally:
+        if not args.no_asterisk:
+            # The Asterisk this command started (or reused) goes with it: the next `make run`
+            # finds a clean root. After a crash the next run reuses or replaces what is left.
+            cmd_asterisk(argparse.Namespace(config=args.config, action="stop"))
     return 0
 
 

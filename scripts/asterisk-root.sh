@@ -48,12 +48,35 @@ build() {
 
 is_mounted() { mountpoint -q "$1"; }
 
+same_dir() { [ "$(stat -c %d:%i "$1" 2>/dev/null)" = "$(stat -c %d:%i "$2" 2>/dev/null)" ]; }
+
+# Bind $1 on $2; a mount of another folder left there (by a run that crashed) is replaced.
+bind() {
+    if is_mounted "$2"; then
+        same_dir "$1" "$2" && return 0
+        umount -l "$2"
+    fi
+    mount --bind "$1" "$2"
+}
+
 mounts() {
     mkdir -p "$SPOOL/recordings" "$SPOOL/prompts" "$SPOOL/sipp" "$ROOT/etc/callcenter-asterisk" "$ROOT/var/spool/callcenter" "$ROOT/var/run/asterisk"
-    is_mounted "$ROOT/etc/callcenter-asterisk" || mount --bind "$CONF_SRC" "$ROOT/etc/callcenter-asterisk"
-    is_mounted "$ROOT/var/spool/callcenter" || mount --bind "$SPOOL" "$ROOT/var/spool/callcenter"
+    bind "$CONF_SRC" "$ROOT/etc/callcenter-asterisk"
+    bind "$SPOOL" "$ROOT/var/spool/callcenter"
     is_mounted "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
     is_mounted "$ROOT/dev" || mount --bind /dev "$ROOT/dev"
+}
+
+# Asterisk processes of this root that do not answer (frozen, or half dead after a crash):
+# they would hold the AMI and SIP ports from the next Asterisk.
+kill_stale() {
+    local pid
+    for pid in $(pgrep -x asterisk || true); do
+        [ "$(readlink "/proc/$pid/root" 2>/dev/null)" = "$ROOT" ] || continue
+        echo "asterisk-root: killing Asterisk $pid of $ROOT, which does not answer" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    rm -f "$ROOT/var/run/asterisk/asterisk.ctl" "$ROOT/var/run/asterisk/asterisk.pid"
 }
 
 unmounts() {
@@ -62,18 +85,26 @@ unmounts() {
     done
 }
 
-running() { chroot "$ROOT" asterisk -rx "core show version" >/dev/null 2>&1; }
+running() { chroot "$ROOT" timeout 5 asterisk -rx "core show version" >/dev/null 2>&1; }
 
 start() {
     build
+    if running; then
+        if same_dir "$CONF_SRC" "$ROOT/etc/callcenter-asterisk" && same_dir "$SPOOL" "$ROOT/var/spool/callcenter"; then
+            # Ours, left by an engine that stopped or crashed: reused, with the configs of now.
+            chroot "$ROOT" timeout 10 asterisk -rx "core reload" >/dev/null 2>&1 || true
+            echo "asterisk-root: reusing the Asterisk already running (configs reloaded; AMI 127.0.0.1:5038, SIP 127.0.0.1:5060)"
+            return 0
+        fi
+        echo "asterisk-root: stopping the Asterisk of another configuration running in $ROOT" >&2
+        stop
+    fi
+    kill_stale
     mounts
     # The root's own /etc/asterisk points at our config folder.
     if [ ! -L "$ROOT/etc/asterisk" ]; then
         rm -rf "$ROOT/etc/asterisk.dist"; mv "$ROOT/etc/asterisk" "$ROOT/etc/asterisk.dist"
         ln -s /etc/callcenter-asterisk "$ROOT/etc/asterisk"
-    fi
-    if running; then
-        die "an Asterisk is already running in $ROOT (stop it first: $0 stop)"
     fi
     # Detached (own session, no inherited descriptors), so callers of this script never wait on it.
     (cd / && setsid -f chroot "$ROOT" asterisk -f -n < /dev/null > "$SPOOL/asterisk.log" 2>&1)
