@@ -285,10 +285,15 @@ class Engine:
             raise ValueError(f"agent {to_agent} is not logged in") from None
         if view.state.value != "available":
             raise ValueError(f"agent {to_agent} is {view.state.value}, not available for a consult")
-        await self.pause(to_agent, CONSULT)       # out of routing, on every engine, from now on
+        # Held for this call on every engine first (a hold is only given to an agent the shared
+        # record shows available), then out of routing here too.
         if self.shared is not None and not await self.shared.reserve(to_agent, session.call_id, 30):
-            await self.ready(to_agent)
             raise ValueError(f"agent {to_agent} was just taken by another call")
+        if self.acd.agent(to_agent).state.value != "available":    # rung here while the hold was asked
+            if self.shared is not None:
+                await self.shared.release(to_agent)
+            raise ValueError(f"agent {to_agent} was just taken by another call")
+        await self.pause(to_agent, CONSULT)
         session.consult = Consult(to_agent)
         self._consults[agent_endpoint(to_agent)] = session   # one per colleague
         session.consult.attempt_id = await self.store.add_attempt(session.call_id, to_agent, self.clock.now())

@@ -30,6 +30,7 @@ The pure decisions live elsewhere: `converge` (acd/reservation.py) and `adoption
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -76,6 +77,11 @@ class SharedHotline:
         self._holds: dict[str, str] = {}          # agent -> call, held by this engine
         self._kept: set[str] = set()              # kept-place callbacks written to Redis
         self._writes: asyncio.Queue[Callable[[], Awaitable[Any]]] = asyncio.Queue()
+        # Per agent: changes this core made (counted) and those not yet in the shared record. A
+        # reconcile never acts on an agent whose change is in flight or came while it read the
+        # records: the record it read is older than what this core knows.
+        self._changes: collections.Counter[str] = collections.Counter()
+        self._unwritten: collections.Counter[str] = collections.Counter()
         self._alive: list[str] = [engine.engine_id]
         self._reconciling = asyncio.Lock()
         self._lead = live.redis.register_script(_LEAD)
@@ -251,17 +257,28 @@ class SharedHotline:
                 self._kept.discard(c.call_id)
                 self._writes.put_nowait(functools.partial(self.reservations.drop_callback, c.call_id))
 
+    def _write_agent(self, agent_id: str, write: Callable[[], Awaitable[Any]]) -> None:
+        self._changes[agent_id] += 1
+        self._unwritten[agent_id] += 1
+
+        async def written() -> None:
+            try:
+                await write()
+            finally:
+                self._unwritten[agent_id] -= 1
+        self._writes.put_nowait(written)
+
     def _agent_changed(self, c: acd_cmd.AgentStateChanged) -> None:
         r = self.reservations
         if c.state == "logged_out":
-            self._writes.put_nowait(lambda: r.save_agent(c.agent_id, "logged_out"))
+            self._write_agent(c.agent_id, lambda: r.save_agent(c.agent_id, "logged_out"))
         else:
             try:
                 view = self.engine.acd.agent(c.agent_id)
             except UnknownAgent:
                 return
-            self._writes.put_nowait(lambda: r.save_agent(c.agent_id, c.state, c.reason, endpoint=view.endpoint,
-                                                         skills=view.skills))
+            self._write_agent(c.agent_id, lambda: r.save_agent(c.agent_id, c.state, c.reason, endpoint=view.endpoint,
+                                                               skills=view.skills))
         if c.state not in ("ringing", "on_call") and c.agent_id in self._holds:
             call_id = self._holds.pop(c.agent_id)
             self._writes.put_nowait(lambda: r.release(c.agent_id, call_id))
@@ -270,12 +287,15 @@ class SharedHotline:
         """Bring this core's agents in line with the shared records (see `converge`)."""
         async with self._reconciling:
             acd = self.engine.acd
+            changes = dict(self._changes)
             records = {r.agent_id: r for r in await self.reservations.load_agents(only)}
             local = {a.agent_id: a for a in acd.agents() if a.state.value != "logged_out"}
             ids = only if only is not None else sorted(set(records) | set(local))
             holders = await self.reservations.holders(ids)
             at = self.engine.clock.monotonic()
             for agent_id in ids:
+                if self._unwritten[agent_id] or self._changes[agent_id] != changes.get(agent_id, 0):
+                    continue     # this core's own change is newer than the record read
                 for event in converge(local.get(agent_id), records.get(agent_id), holders.get(agent_id), self.me, at):
                     await self.engine.feed_acd(event, mirrored=agent_id)
 

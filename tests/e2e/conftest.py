@@ -1,7 +1,8 @@
 """The real thing: Asterisk 22 in its root, SIPp callers and agents' phones, the engine.
 
 Asterisk starts once per test session with configs rendered from the test settings; each
-test gets a fresh engine on a fresh SQLite database. If Asterisk cannot be started the
+test gets a fresh hotline (callcenter.app.build_hotline, as `callcenter run` builds it) on a
+fresh SQLite database. If Asterisk cannot be started the
 tests FAIL (they never skip): `make test` builds the root before it runs them.
 
 Every SIPp party a test starts is held to SIPp's own verdict: a test that passed fails at
@@ -18,27 +19,24 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
-from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from callcenter.app import Hotline as BuiltHotline
+from callcenter.app import build_hotline
 from callcenter.calls.engine import Engine
 from callcenter.calls.models import Call
 from callcenter.config import Settings, load_settings
-from callcenter.db import create_engine, make_sessionmaker, migrate
 from callcenter.ivr.model import load_menu
 from callcenter.ivr.prompts import build_prompts
 from callcenter.rig import AsteriskRig, RigError
 from callcenter.sipp import Sipp
-from callcenter.workorders.categories import load_categories
-from callcenter.workorders.service import WorkOrderService
 from tests.conftest import REDIS_URL
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
@@ -135,6 +133,7 @@ class Hotline:
     sessionmaker: Any
     ports: Iterator[int]
     overrides: dict[str, Any]
+    built: BuiltHotline
 
     async def work_orders(self) -> list[Any]:
         from callcenter.workorders.models import WorkOrder
@@ -181,37 +180,43 @@ class Hotline:
 
 @pytest.fixture
 async def hotline(rig: AsteriskRig, sipp: Sipp, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Hotline]:
+    """The hotline `build_hotline` builds — what `callcenter run` runs: engine, web app (with
+    the users of WEB_USERS), duties — on a fresh SQLite database and a Redis prefix of its own.
+    SMS is off (tests/sms has its own Kannel)."""
     assert rig.settings.ami.secret is not None
     overrides = rig_overrides(rig.spool, rig.settings.ami.secret.get_secret_value())
     overrides["database"] = {"url": f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}"}
     overrides["redis"] = {"url": REDIS_URL, "prefix": f"cctest:{uuid.uuid4().hex[:8]}:"}
+    overrides["web"] = {**overrides["web"], "host": "127.0.0.1", "port": free_port()}
+    overrides["users"] = WEB_USERS
+    overrides["sms"] = {"enabled": False}
+    overrides["cluster"] = {"engine_id": "e2e"}
     extra = getattr(request, "param", None) or {}
     for key, value in extra.items():
         overrides[key] = {**overrides.get(key, {}), **value} if isinstance(value, dict) else value
     settings = load_settings(overrides=overrides)
-    await migrate(settings.database.url)
-    db = create_engine(settings.database.url)
-    sessionmaker = make_sessionmaker(db)
-    workorders = WorkOrderService(sessionmaker, load_categories(), settings.hotline.timezone)
-    engine = Engine(settings, sessionmaker, load_menu(settings.ivr.menu_file or None), engine_id="e2e",
-                    hooks=[workorders])
-    await engine.start()
-    line = Hotline(rig=rig, engine=engine, settings=settings, sipp=sipp, sessionmaker=sessionmaker,
-                   ports=iter(range(5100, 5400, 2)), overrides=overrides)
-    try:
-        yield line
-    finally:
-        sipp.note_left_running()   # what the test left running counts so, however it ends now
-        await engine.stop()
-        if rig.channels():
-            # Hang up while the phones still answer: a BYE nobody answers is sent again for half
-            # a minute, to whichever phone of the next test listens on that port.
-            with contextlib.suppress(Exception):
-                rig.hangup_all()
-            with contextlib.suppress(AssertionError):
-                await line.no_channels_left(timeout=10)
-        await sipp.stop_all()
-        await db.dispose()
+    async with contextlib.AsyncExitStack() as opened:
+        built = await opened.enter_async_context(build_hotline(settings))
+        line = Hotline(rig=rig, engine=built.engine, settings=settings, sipp=sipp, sessionmaker=built.sessionmaker,
+                       ports=iter(range(5100, 5400, 2)), overrides=overrides, built=built)
+        try:
+            yield line
+        finally:
+            sipp.note_left_running()   # what the test left running counts so, however it ends now
+            await opened.aclose()      # the hotline stops: duties, web, engine, Redis, database
+            if rig.channels():
+                # Hang up while the phones still answer: a BYE nobody answers is sent again for
+                # half a minute, to whichever phone of the next test listens on that port.
+                with contextlib.suppress(Exception):
+                    rig.hangup_all()
+                with contextlib.suppress(AssertionError):
+                    await line.no_channels_left(timeout=10)
+            await sipp.stop_all()
+            redis = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+            keys = [k async for k in redis.scan_iter(match=settings.redis.prefix + "*", count=500)]
+            if keys:
+                await redis.delete(*keys)
+            await redis.aclose()
 
 
 def free_port() -> int:
@@ -294,35 +299,14 @@ class WebHotline:
 
 @pytest.fixture
 async def web_hotline(hotline: Hotline) -> AsyncIterator[WebHotline]:
-    """`serve`'s web app (every domain's routes) over the e2e hotline's engine, with the users
-    of WEB_USERS seeded from the settings, on 127.0.0.1."""
-    from callcenter.acd.live import LiveState
-    from callcenter.app import domain_routes
-    from callcenter.web.app import init_app
-    from callcenter.web.users import seed_users
-
-    port = free_port()
-    settings = load_settings(overrides={**hotline.overrides, "users": WEB_USERS,
-                                        "web": {**hotline.overrides["web"], "host": "127.0.0.1", "port": port}})
-    redis = aioredis.Redis.from_url(settings.redis.url, decode_responses=True)
-    live = LiveState(redis, settings.redis.prefix, "e2e")
-    await seed_users(hotline.sessionmaker, settings, datetime.now(UTC))
-    app = init_app(settings, sessionmaker=hotline.sessionmaker, redis=redis, live=live,
-                   agent_control=hotline.engine, route_setups=domain_routes())
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    served = WebHotline(f"http://127.0.0.1:{port}", hotline, [])
+    """The e2e hotline's own web app (every domain's routes, the users of WEB_USERS), with
+    browser-like sessions that are closed afterwards."""
+    served = WebHotline(hotline.built.url, hotline, [])
     try:
         yield served
     finally:
         for session in served.sessions:
             await session.close()
-        await runner.cleanup()
-        keys = [k async for k in redis.scan_iter(match=settings.redis.prefix + "*", count=500)]
-        if keys:
-            await redis.delete(*keys)
-        await redis.aclose()
 
 
 class AmiProxy:
