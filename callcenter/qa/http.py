@@ -11,7 +11,7 @@ calls contain a word is itself what was said).
     GET  /api/qa/search?words=&channel=&agent_id=&category=&from=&to=&min_score=&max_score=&check=&limit=&offset=
     POST /api/qa/assignments/run       {week, per_agent}: the weekly sample + flagged calls (supervisor, admin)
     GET  /api/qa/assignments?week=&reviewer=   QA: their own
-    POST /api/qa/reviews               {call_id, items: {item: score}, comment} (QA, calls assigned to them)
+    POST /api/qa/reviews               {call_id, items: {item: score}, comment, comment_at_s} (QA, calls assigned to them)
     GET  /api/qa/calls/{call_id}       words, checks, assignment, reviews
     GET  /api/qa/scorecard
     GET  /api/qa/reviewers             QA users and the queues they cover (supervisor, admin)
@@ -72,6 +72,7 @@ class ReviewBody(api.Body):
     call_id: CallId
     items: dict[api.Name, Annotated[float, Field(ge=0, le=1000)]] = Field(max_length=100)
     comment: Annotated[str, api.text(2000, multiline=True)] = ""
+    comment_at_s: Annotated[float, Field(ge=0, le=86400)] | None = Field(None, description="the second the comment is about")
 
 
 class CallPath(api.Path):
@@ -142,8 +143,11 @@ def _day(day: date | None, tz: str) -> datetime | None:
            query=SearchQuery, responses={200: Found})
 async def search(request: web.Request, query: SearchQuery) -> web.Response:
     """`from`/`to` are days in the hotline's time zone, both included."""
-    user = access.current_user(request)
-    q = query
+    return web.json_response(await find(request, access.current_user(request), query))
+
+
+async def find(request: web.Request, user: access.User, q: SearchQuery) -> dict[str, Any]:
+    """The search, for the API and the search page alike (the same scope, the same refusals)."""
     words = tuple(dict.fromkeys(w for w in re.split(r"[\s,，]+", q.words) if w))
     if len(words) > 20 or any(len(w) > 64 for w in words):
         raise _bad("words: at most 20 words of up to 64 characters")
@@ -165,7 +169,7 @@ async def search(request: web.Request, query: SearchQuery) -> web.Response:
         failed_check=q.check,
         limit=q.limit, offset=q.offset,
         scope=scope))
-    return web.json_response(found)
+    return found
 
 
 @access.allow(SUP, ADMIN)
@@ -210,7 +214,8 @@ async def submit_review(request: web.Request, body: ReviewBody) -> web.Response:
         raise _not_found("no such call assigned to you")
     try:
         saved, replaced = await review.score(sessionmaker, request.app[SCORECARDS], assignment, body.items,
-                                             user.username, now=datetime.now(UTC), comment=comment.strip())
+                                             user.username, now=datetime.now(UTC), comment=comment.strip(),
+                                             comment_at_s=body.comment_at_s)
     except review.ScoreError as exc:
         return json_error(400, str(exc))
     return web.json_response({**review.review_json(saved), "replaced": replaced}, status=200 if replaced else 201)
