@@ -304,6 +304,9 @@ async def search(request: web.Request) -> web.Response:
                 found = await qa_http.find(request, access.current_user(request), query)
             except web.HTTPException as exc:
                 error = pages._error_text(exc.text, exc.reason)
+            else:
+                for result in found["results"]:
+                    result["arrived"] = datetime.fromisoformat(result["arrived_at"])
     return _page(request, "qa_search.html", status=400 if error else 200, q=q, error=error, found=found,
                  checks=CHECK_LABELS)
 

@@ -86,7 +86,7 @@ def _peaks(levels: np.ndarray, frames: int, rate: int, bucket: int) -> Peaks:
 
 
 def compute_peaks(wav: Path) -> Peaks:
-    """The peaks of a stereo 16-bit WAV, read in blocks of whole buckets (an hour is 58 MB at 8 kHz)."""
+    """The peaks of a stereo 16-bit WAV, read in blocks of whole buckets (an hour is 115 MB at 8 kHz)."""
     with wave.open(str(wav), "rb") as w:
         if w.getnchannels() != 2 or w.getsampwidth() != 2:
             raise ValueError(f"{wav}: not a stereo 16-bit recording")

@@ -129,8 +129,9 @@
         var color = m.paused ? "rgba(91, 102, 115, .25)" : m.passed ? "rgba(27, 127, 59, .35)" : "rgba(179, 38, 30, .45)";
         var end = m.end - m.start < 0.25 ? m.start + 0.25 : m.end;   // a moment shows as a thin mark
         var region = regions.addRegion({ id: "mark-" + i + "-" + m.check, start: m.start, end: end, color: color,
-                                         drag: false, resize: false, content: m.label || undefined });
+                                         drag: false, resize: false });
         region.element.setAttribute("data-check", m.check);
+        if (m.label) { region.element.setAttribute("title", m.label); }
         region.element.setAttribute("data-at", String(m.start));
       });
     });
