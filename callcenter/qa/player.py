@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -78,11 +79,13 @@ def talk_stats(words: Sequence[Said], duration_s: float) -> dict[str, Any]:
     talk = {p: _union((w.start_s, w.end_s) for w in words if w.channel == p) for p in PARTIES}
     over = {p: 0.0 for p in PARTIES}
     for party, other in (PARTIES, PARTIES[::-1]):
+        other_starts = [o_start for o_start, _ in talk[other]]
         for start, end in talk[party]:
-            for o_start, o_end in talk[other]:
+            # The other's stretches are disjoint: only the last one begun before `start` can hold it.
+            at = bisect.bisect_left(other_starts, start) - 1
+            if at >= 0 and start < talk[other][at][1]:
                 # `party` started while `other` was speaking: the overlap is party's talk-over
-                if o_start < start < o_end:
-                    over[party] += min(end, o_end) - start
+                over[party] += min(end, talk[other][at][1]) - start
     spoken = _length(_union([*talk["caller"], *talk["agent"]]))
     out: dict[str, Any] = {p: {"talk_s": round(_length(talk[p]), 1), "talk_over_s": round(over[p], 1)}
                            for p in PARTIES}
