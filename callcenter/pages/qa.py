@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from aiohttp import web
+from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from sqlalchemy import select
 
@@ -37,6 +38,7 @@ from callcenter.qa import disputes, player, review
 from callcenter.qa import http as qa_http
 from callcenter.qa.models import Assignment, Dispute, Review
 from callcenter.recording import http as recording_http
+from callcenter.recording.models import TranscriptWord
 from callcenter.recording.signing import audio_url
 from callcenter.recording.store import TranscriptStore
 from callcenter.web import access, api
@@ -117,7 +119,7 @@ async def _player_context(request: web.Request, call: Call, scope: visibility.Sc
     sessionmaker, user = request.app[SESSIONMAKER], access.current_user(request)
     store = TranscriptStore(sessionmaker)
     transcript = await store.transcript(call.id)
-    words = await store.words(call.id) if transcript else []
+    words = await _words(sessionmaker, call.id) if transcript else []
     duration = (call.recording_duration_s or (transcript.audio_s if transcript else 0.0)) or 0.0
     checks = visibility.checks_for(scope, transcript.checks if transcript else [])
     async with sessionmaker() as session:
@@ -137,8 +139,25 @@ async def _player_context(request: web.Request, call: Call, scope: visibility.Sc
     }
 
 
+async def _words(sessionmaker: Any, call_id: str) -> list[Any]:
+    """The call's words as plain rows (an hour-long call has thousands: no ORM objects for them)."""
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            select(TranscriptWord.channel, TranscriptWord.word, TranscriptWord.start_s, TranscriptWord.end_s)
+            .where(TranscriptWord.call_id == call_id).order_by(TranscriptWord.start_s, TranscriptWord.id))
+        return list(rows.all())
+
+
+def turn_words(turn: player.Turn) -> Markup:
+    """A turn's words as the player's spans (each with its times, to highlight and to seek), built
+    here rather than by a template loop: an hour-long call has thousands of them."""
+    return Markup(" ").join(Markup('<span class="w" data-s="{}" data-e="{}">{}</span>').format(w.start_s, w.end_s, w.word)
+                            for w in turn.words)
+
+
 def _page(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
-    return pages.render(request, template, status=status, clock=player.clock, check_labels=CHECK_LABELS,
+    return pages.render(request, template, status=status, clock=player.clock, turn_words=turn_words,
+                        check_labels=CHECK_LABELS,
                         party_labels=PARTY_LABELS, reason_labels=REASON_LABELS, dispute_labels=DISPUTE_LABELS,
                         **context)
 

@@ -2,7 +2,7 @@
 // requests); the waveform is drawn by wavesurfer.js from the peaks the server computed, so a long
 // call is never decoded in the browser. The checks' marks and the paused stretches come from the
 // page itself (the list of checks, the transcript). While the audio plays, the word being said is
-// highlighted; anything with data-seek (a word, a mark, a comment's moment) moves the audio there.
+// highlighted; a word, or anything with data-seek (a mark, a comment's moment), moves the audio there.
 (function () {
   "use strict";
   var root = document.getElementById("player");
@@ -79,9 +79,9 @@
   }
 
   document.addEventListener("click", function (event) {
-    var target = event.target.closest ? event.target.closest("[data-seek]") : null;
+    var target = event.target.closest ? event.target.closest("[data-seek], .transcript .w") : null;
     if (target) {
-      var at = parseFloat(target.getAttribute("data-seek"));
+      var at = parseFloat(target.getAttribute(target.hasAttribute("data-seek") ? "data-seek" : "data-s"));
       if (!isNaN(at)) { seek(at); }
       return;
     }
