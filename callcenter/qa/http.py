@@ -16,6 +16,10 @@ calls contain a word is itself what was said).
     GET  /api/qa/scorecard
     GET  /api/qa/reviewers             QA users and the queues they cover (supervisor, admin)
     PUT  /api/qa/reviewers/{username}/queues   {queues: [...]}; [] covers every queue
+    POST /api/qa/reviews/{review_id}/sign-off  the call's agent signs the score off
+    POST /api/qa/reviews/{review_id}/disputes  {item, reason}: the call's agent disputes an item
+    GET  /api/qa/disputes              the open disputes I answer (QA: mine; supervisors: theirs)
+    POST /api/qa/disputes/{dispute_id}/answer  {decision: upheld|amended, new_score, answer}
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ from pydantic import Field, Strict
 from sqlalchemy import select
 
 from callcenter.calls import visibility
-from callcenter.qa import review
+from callcenter.qa import disputes, review
 from callcenter.web import access, api
 from callcenter.web.auth import json_error, json_exception
 from callcenter.web.keys import SESSIONMAKER, SETTINGS
@@ -79,6 +83,25 @@ class CallPath(api.Path):
     call_id: CallId
 
 
+class ReviewIdPath(api.Path):
+    review_id: api.Id
+
+
+class DisputeIdPath(api.Path):
+    dispute_id: api.Id
+
+
+class DisputeBody(api.Body):
+    item: api.Name
+    reason: Annotated[str, api.text(1000, min_length=1, multiline=True)]
+
+
+class AnswerBody(api.Body):
+    decision: Literal["upheld", "amended"]
+    new_score: Annotated[float, Field(ge=0, le=1000)] | None = None
+    answer: Annotated[str, api.text(1000, multiline=True)] = ""
+
+
 class ReviewerPath(api.Path):
     username: api.Name
 
@@ -111,6 +134,16 @@ class CallDetail(api.Answer):
 
 class Scorecard(api.Answer):
     name: str
+
+
+class DisputeOut(api.Answer):
+    id: int
+    state: str
+    handler_role: str
+
+
+class DisputeList(api.Answer):
+    disputes: list[DisputeOut]
 
 
 class Reviewer(api.Answer):
@@ -270,6 +303,57 @@ async def set_reviewer_queues(request: web.Request, path: ReviewerPath, body: Qu
     return web.json_response({"username": username, "queues": sorted(set(queues))})
 
 
+@access.allow(AGENT)
+@api.route(summary="The call's agent signs a score off", path=ReviewIdPath, body=api.Empty,
+           responses={200: ReviewOut, 400: api.Problem, 404: api.Problem})
+async def sign_off(request: web.Request, path: ReviewIdPath) -> web.Response:
+    try:
+        signed = await disputes.sign_off(request.app[SESSIONMAKER], path.review_id, access.current_user(request),
+                                         now=datetime.now(UTC))
+    except LookupError as exc:
+        raise _not_found(str(exc)) from None
+    except review.ReviewError as exc:
+        return json_error(400, str(exc))
+    return web.json_response({**review.review_json(signed), "replaced": False})
+
+
+@access.allow(AGENT)
+@api.route(summary="The call's agent disputes an item of a score", path=ReviewIdPath, body=DisputeBody,
+           responses={201: DisputeOut, 400: api.Problem, 404: api.Problem})
+async def raise_dispute(request: web.Request, path: ReviewIdPath, body: DisputeBody) -> web.Response:
+    try:
+        found = await disputes.raise_dispute(request.app[SESSIONMAKER], request.app[SCORECARDS], path.review_id,
+                                             body.item, body.reason, access.current_user(request),
+                                             now=datetime.now(UTC))
+    except LookupError as exc:
+        raise _not_found(str(exc)) from None
+    except review.ReviewError as exc:
+        return json_error(400, str(exc))
+    return web.json_response(disputes.dispute_json(found), status=201)
+
+
+@access.allow(QA, SUP, ADMIN)
+@api.route(summary="The open disputes I answer", responses={200: DisputeList})
+async def list_disputes(request: web.Request) -> web.Response:
+    found = await disputes.open_disputes_for(request.app[SESSIONMAKER], access.current_user(request))
+    return web.json_response({"disputes": [disputes.dispute_json(d) for d in found]})
+
+
+@access.allow(QA, SUP, ADMIN)
+@api.route(summary="Answer a dispute: uphold the score or amend the item", path=DisputeIdPath, body=AnswerBody,
+           responses={200: DisputeOut, 400: api.Problem, 404: api.Problem})
+async def answer_dispute(request: web.Request, path: DisputeIdPath, body: AnswerBody) -> web.Response:
+    try:
+        found = await disputes.answer(request.app[SESSIONMAKER], request.app[SCORECARDS], path.dispute_id,
+                                      access.current_user(request), body.decision, body.new_score, body.answer,
+                                      now=datetime.now(UTC))
+    except LookupError as exc:
+        raise _not_found(str(exc)) from None
+    except (review.ReviewError, review.ScoreError) as exc:
+        return json_error(400, str(exc))
+    return web.json_response(disputes.dispute_json(found))
+
+
 def setup_routes(app: web.Application) -> None:
     if SCORECARDS not in app:
         app[SCORECARDS] = review.load_scorecards()
@@ -281,3 +365,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/qa/scorecard", scorecard)
     app.router.add_get("/api/qa/reviewers", list_reviewers)
     app.router.add_put("/api/qa/reviewers/{username}/queues", set_reviewer_queues)
+    app.router.add_post("/api/qa/reviews/{review_id}/sign-off", sign_off)
+    app.router.add_post("/api/qa/reviews/{review_id}/disputes", raise_dispute)
+    app.router.add_get("/api/qa/disputes", list_disputes)
+    app.router.add_post("/api/qa/disputes/{dispute_id}/answer", answer_dispute)
