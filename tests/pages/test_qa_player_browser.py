@@ -106,6 +106,8 @@ async def test_the_reviewer_plays_the_call_the_word_follows_and_the_marks_move_t
         chromium_browser, base_url, recorded, shots, sessionmaker) -> None:
     watched = await sign_in(chromium_browser, base_url, "qa")
     page = watched.page
+    audio_requests: list[dict[str, str]] = []
+    page.on("request", lambda r: audio_requests.append(r.headers) if "/audio?" in r.url else None)
     await page.locator(f"#assigned-{recorded} a").click()
     await page.wait_for_url(f"**/qa/calls/{recorded}")
     await waveform_drawn(page)
@@ -145,6 +147,8 @@ async def test_the_reviewer_plays_the_call_the_word_follows_and_the_marks_move_t
         review = (await session.scalars(select(Review).where(Review.call_id == recorded))).one()
     assert (review.total, review.comment_at_s, review.items["polite_language"]) == (84.0, 4.0, 1.0)
     assert watched.errors == []
+    # the audio is streamed by the <audio> element (range requests), never fetched whole to be decoded
+    assert audio_requests and all(h.get("range", "").startswith("bytes=") for h in audio_requests), audio_requests
 
 
 async def test_the_player_reads_on_a_phone(chromium_browser, base_url, recorded, shots) -> None:
