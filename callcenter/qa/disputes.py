@@ -68,9 +68,9 @@ async def raise_dispute(sessionmaker: async_sessionmaker[AsyncSession], cards: S
         if await session.scalar(select(func.count()).where(Dispute.review_id == review_id, Dispute.item == item,
                                                            Dispute.state == OPEN)):
             raise ReviewError(f"item: {item} is already disputed")
-        open_counts = dict((await session.execute(
+        open_counts = {name: count for name, count in (await session.execute(
             select(Dispute.handler, func.count()).where(Dispute.state == OPEN, Dispute.handler.is_not(None))
-            .group_by(Dispute.handler))).all())
+            .group_by(Dispute.handler))).all() if name is not None}
         handler = choose_handler(await reviewers(session), open_counts, review.reviewer, call.queue)
         dispute = Dispute(review_id=review.id, call_id=review.call_id, item=item, reason=reason,
                           raised_by=agent.username, raised_at=now, handler=handler,
