@@ -43,6 +43,7 @@ bench: setup
 	$(PY) bench/transcription.py
 	$(PY) bench/reports.py
 	$(PY) bench/transcription.py
+	$(PY) bench/peaks.py
 
 # The pages' words: extract them from the templates and update the Chinese catalogue (then translate
 # the new entries in callcenter/pages/locale/zh_CN/LC_MESSAGES/messages.po; it is compiled at start-up).

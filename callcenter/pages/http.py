@@ -39,12 +39,12 @@ N_ = views.N_
 
 # Each role's pages, in the order of its navigation (the first one is where it lands).
 NAV: dict[str, tuple[tuple[str, str], ...]] = {
-    AGENT: (("/agent", N_("Agent desk")), ("/orders", N_("Work orders"))),
+    AGENT: (("/agent", N_("Agent desk")), ("/orders", N_("Work orders")), ("/qa/scores", N_("My QA scores"))),
     SUP: (("/wallboard", N_("Wallboard")), ("/orders", N_("Work orders")),
-          ("/api/reports/daily", N_("Daily report"))),
+          ("/api/reports/daily", N_("Daily report")), ("/qa/disputes", N_("QA disputes"))),
     ADMIN: (("/wallboard", N_("Wallboard")), ("/orders", N_("Work orders")),
-            ("/api/reports/daily", N_("Daily report"))),
-    QA: (("/qa", N_("Quality review")),),
+            ("/api/reports/daily", N_("Daily report")), ("/qa/disputes", N_("QA disputes"))),
+    QA: (("/qa", N_("Quality review")), ("/qa/search", N_("Search calls"))),
     UNIT: (("/unit", N_("My orders")),),
 }
 ROLE_LABELS = {AGENT: N_("Agent"), SUP: N_("Supervisor"), ADMIN: N_("Administrator"), QA: N_("QA reviewer"),
@@ -87,7 +87,7 @@ async def forbidden_page(request: web.Request, handler: Callable[[web.Request], 
         return render(request, "403.html", status=403)
 
 
-# ------------------------------------------------------------------ static files, log-out, QA
+# ------------------------------------------------------------------ static files, log-out
 
 def _file(path: Path, cache: str, content_type: str | None = None) -> web.Response:
     """A small file (the largest is a 5 MB photo), read whole: nothing stays open when the browser
@@ -132,15 +132,6 @@ async def logout_page(request: web.Request) -> web.StreamResponse:
     response = web.HTTPFound("/login")
     response.del_cookie(SESSION_COOKIE)
     raise response
-
-
-@access.allow(QA)
-async def qa_page(request: web.Request) -> web.Response:
-    """The reviewer's inbox: the calls assigned to them, oldest first, with their score once reviewed."""
-    from callcenter.qa import review
-
-    rows = await review.assignments(request.app[SESSIONMAKER], reviewer=access.current_user(request).username)
-    return render(request, "qa.html", rows=rows)
 
 
 # ------------------------------------------------------------------ delegating to the API
@@ -370,7 +361,6 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/favicon.ico", favicon)
     r.add_get("/assets/{path:.+}", asset)
     r.add_post("/logout", logout_page)
-    r.add_get("/qa", qa_page)
     r.add_get("/unit", unit_page)
     r.add_post(r"/unit/orders/{order_id}/photo", unit_photo)
     r.add_post(r"/unit/orders/{order_id}/{action}", unit_step)
@@ -378,3 +368,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/orders", orders_page)
     r.add_get(r"/orders/{order_id}", order_page)
     r.add_post(r"/orders/{order_id}/events", order_step)
+    # The QA pages (the reviewer's inbox and player, the agent's scores, search, disputes): pages/qa.py.
+    from callcenter.pages import qa as qa_pages
+
+    qa_pages.setup_routes(app)

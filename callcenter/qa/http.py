@@ -11,11 +11,15 @@ calls contain a word is itself what was said).
     GET  /api/qa/search?words=&channel=&agent_id=&category=&from=&to=&min_score=&max_score=&check=&limit=&offset=
     POST /api/qa/assignments/run       {week, per_agent}: the weekly sample + flagged calls (supervisor, admin)
     GET  /api/qa/assignments?week=&reviewer=   QA: their own
-    POST /api/qa/reviews               {call_id, items: {item: score}, comment} (QA, calls assigned to them)
+    POST /api/qa/reviews               {call_id, items: {item: score}, comment, comment_at_s} (QA, calls assigned to them)
     GET  /api/qa/calls/{call_id}       words, checks, assignment, reviews
     GET  /api/qa/scorecard
     GET  /api/qa/reviewers             QA users and the queues they cover (supervisor, admin)
     PUT  /api/qa/reviewers/{username}/queues   {queues: [...]}; [] covers every queue
+    POST /api/qa/reviews/{review_id}/sign-off  the call's agent signs the score off
+    POST /api/qa/reviews/{review_id}/disputes  {item, reason}: the call's agent disputes an item
+    GET  /api/qa/disputes              the open disputes I answer (QA: mine; supervisors: theirs)
+    POST /api/qa/disputes/{dispute_id}/answer  {decision: upheld|amended, new_score, answer}
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ from pydantic import Field, Strict
 from sqlalchemy import select
 
 from callcenter.calls import visibility
-from callcenter.qa import review
+from callcenter.qa import disputes, review
 from callcenter.web import access, api
 from callcenter.web.auth import json_error, json_exception
 from callcenter.web.keys import SESSIONMAKER, SETTINGS
@@ -72,10 +76,30 @@ class ReviewBody(api.Body):
     call_id: CallId
     items: dict[api.Name, Annotated[float, Field(ge=0, le=1000)]] = Field(max_length=100)
     comment: Annotated[str, api.text(2000, multiline=True)] = ""
+    comment_at_s: Annotated[float, Field(ge=0, le=86400)] | None = Field(None, description="the second the comment is about")
 
 
 class CallPath(api.Path):
     call_id: CallId
+
+
+class ReviewIdPath(api.Path):
+    review_id: api.Id
+
+
+class DisputeIdPath(api.Path):
+    dispute_id: api.Id
+
+
+class DisputeBody(api.Body):
+    item: api.Name
+    reason: Annotated[str, api.text(1000, min_length=1, multiline=True)]
+
+
+class AnswerBody(api.Body):
+    decision: Literal["upheld", "amended"]
+    new_score: Annotated[float, Field(ge=0, le=1000)] | None = None
+    answer: Annotated[str, api.text(1000, multiline=True)] = ""
 
 
 class ReviewerPath(api.Path):
@@ -112,6 +136,16 @@ class Scorecard(api.Answer):
     name: str
 
 
+class DisputeOut(api.Answer):
+    id: int
+    state: str
+    handler_role: str
+
+
+class DisputeList(api.Answer):
+    disputes: list[DisputeOut]
+
+
 class Reviewer(api.Answer):
     username: str
     queues: list[str]
@@ -142,8 +176,11 @@ def _day(day: date | None, tz: str) -> datetime | None:
            query=SearchQuery, responses={200: Found})
 async def search(request: web.Request, query: SearchQuery) -> web.Response:
     """`from`/`to` are days in the hotline's time zone, both included."""
-    user = access.current_user(request)
-    q = query
+    return web.json_response(await find(request, access.current_user(request), query))
+
+
+async def find(request: web.Request, user: access.User, q: SearchQuery) -> dict[str, Any]:
+    """The search, for the API and the search page alike (the same scope, the same refusals)."""
     words = tuple(dict.fromkeys(w for w in re.split(r"[\s,，]+", q.words) if w))
     if len(words) > 20 or any(len(w) > 64 for w in words):
         raise _bad("words: at most 20 words of up to 64 characters")
@@ -165,7 +202,7 @@ async def search(request: web.Request, query: SearchQuery) -> web.Response:
         failed_check=q.check,
         limit=q.limit, offset=q.offset,
         scope=scope))
-    return web.json_response(found)
+    return found
 
 
 @access.allow(SUP, ADMIN)
@@ -210,7 +247,8 @@ async def submit_review(request: web.Request, body: ReviewBody) -> web.Response:
         raise _not_found("no such call assigned to you")
     try:
         saved, replaced = await review.score(sessionmaker, request.app[SCORECARDS], assignment, body.items,
-                                             user.username, now=datetime.now(UTC), comment=comment.strip())
+                                             user.username, now=datetime.now(UTC), comment=comment.strip(),
+                                             comment_at_s=body.comment_at_s)
     except review.ScoreError as exc:
         return json_error(400, str(exc))
     return web.json_response({**review.review_json(saved), "replaced": replaced}, status=200 if replaced else 201)
@@ -265,6 +303,57 @@ async def set_reviewer_queues(request: web.Request, path: ReviewerPath, body: Qu
     return web.json_response({"username": username, "queues": sorted(set(queues))})
 
 
+@access.allow(AGENT)
+@api.route(summary="The call's agent signs a score off", path=ReviewIdPath, body=api.Empty,
+           responses={200: ReviewOut, 400: api.Problem, 404: api.Problem})
+async def sign_off(request: web.Request, path: ReviewIdPath) -> web.Response:
+    try:
+        signed = await disputes.sign_off(request.app[SESSIONMAKER], path.review_id, access.current_user(request),
+                                         now=datetime.now(UTC))
+    except LookupError as exc:
+        raise _not_found(str(exc)) from None
+    except review.ReviewError as exc:
+        return json_error(400, str(exc))
+    return web.json_response({**review.review_json(signed), "replaced": False})
+
+
+@access.allow(AGENT)
+@api.route(summary="The call's agent disputes an item of a score", path=ReviewIdPath, body=DisputeBody,
+           responses={201: DisputeOut, 400: api.Problem, 404: api.Problem})
+async def raise_dispute(request: web.Request, path: ReviewIdPath, body: DisputeBody) -> web.Response:
+    try:
+        found = await disputes.raise_dispute(request.app[SESSIONMAKER], request.app[SCORECARDS], path.review_id,
+                                             body.item, body.reason, access.current_user(request),
+                                             now=datetime.now(UTC))
+    except LookupError as exc:
+        raise _not_found(str(exc)) from None
+    except review.ReviewError as exc:
+        return json_error(400, str(exc))
+    return web.json_response(disputes.dispute_json(found), status=201)
+
+
+@access.allow(QA, SUP, ADMIN)
+@api.route(summary="The open disputes I answer", responses={200: DisputeList})
+async def list_disputes(request: web.Request) -> web.Response:
+    found = await disputes.open_disputes_for(request.app[SESSIONMAKER], access.current_user(request))
+    return web.json_response({"disputes": [disputes.dispute_json(d) for d in found]})
+
+
+@access.allow(QA, SUP, ADMIN)
+@api.route(summary="Answer a dispute: uphold the score or amend the item", path=DisputeIdPath, body=AnswerBody,
+           responses={200: DisputeOut, 400: api.Problem, 404: api.Problem})
+async def answer_dispute(request: web.Request, path: DisputeIdPath, body: AnswerBody) -> web.Response:
+    try:
+        found = await disputes.answer(request.app[SESSIONMAKER], request.app[SCORECARDS], path.dispute_id,
+                                      access.current_user(request), body.decision, body.new_score, body.answer,
+                                      now=datetime.now(UTC))
+    except LookupError as exc:
+        raise _not_found(str(exc)) from None
+    except (review.ReviewError, review.ScoreError) as exc:
+        return json_error(400, str(exc))
+    return web.json_response(disputes.dispute_json(found))
+
+
 def setup_routes(app: web.Application) -> None:
     if SCORECARDS not in app:
         app[SCORECARDS] = review.load_scorecards()
@@ -276,3 +365,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/qa/scorecard", scorecard)
     app.router.add_get("/api/qa/reviewers", list_reviewers)
     app.router.add_put("/api/qa/reviewers/{username}/queues", set_reviewer_queues)
+    app.router.add_post("/api/qa/reviews/{review_id}/sign-off", sign_off)
+    app.router.add_post("/api/qa/reviews/{review_id}/disputes", raise_dispute)
+    app.router.add_get("/api/qa/disputes", list_disputes)
+    app.router.add_post("/api/qa/disputes/{dispute_id}/answer", answer_dispute)

@@ -40,7 +40,11 @@ class Review(Base):
     items: Mapped[dict[str, float]] = mapped_column(JSON)         # item -> score on the card's scale
     total: Mapped[float] = mapped_column(Float, index=True)       # weighted, 0-100
     comment: Mapped[str] = mapped_column(Text, default="")
+    comment_at_s: Mapped[float | None] = mapped_column(Float, nullable=True)   # the moment the comment is about
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())   # of the latest scoring
+    # The agent's sign-off (确认) of this scoring; scoring again clears it.
+    signed_off_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    signed_off_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ReviewerQueue(Base):
@@ -50,3 +54,28 @@ class ReviewerQueue(Base):
 
     reviewer: Mapped[str] = mapped_column(String(64), primary_key=True)
     queue: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+OPEN, UPHELD, AMENDED = "open", "upheld", "amended"
+
+
+class Dispute(Base):
+    """An agent's objection (申诉) to one item of a review, handled by someone other than the
+    reviewer: another QA reviewer, or a supervisor when there is none."""
+
+    __tablename__ = "qa_disputes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    review_id: Mapped[int] = mapped_column(ForeignKey("qa_reviews.id", ondelete="CASCADE"), index=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    item: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    raised_by: Mapped[str] = mapped_column(String(64))             # the agent's user name
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    handler: Mapped[str | None] = mapped_column(String(64), index=True)   # a QA user; None: any supervisor
+    handler_role: Mapped[str] = mapped_column(String(16))           # qa | supervisor
+    state: Mapped[str] = mapped_column(String(8), default=OPEN, index=True)   # open | upheld | amended
+    new_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    answer: Mapped[str] = mapped_column(Text, default="")
+    resolved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -271,9 +271,11 @@ async def assignment_of(sessionmaker: async_sessionmaker[AsyncSession], call_id:
 
 
 async def score(sessionmaker: async_sessionmaker[AsyncSession], cards: Scorecards, assignment: Assignment,
-                item_scores: Any, reviewer: str, *, now: datetime, comment: str = "") -> tuple[Review, bool]:
+                item_scores: Any, reviewer: str, *, now: datetime, comment: str = "",
+                comment_at_s: float | None = None) -> tuple[Review, bool]:
     """Store the reviewer's scores of the assigned call on the default scorecard: (the review,
-    whether it replaced an earlier one by the same reviewer)."""
+    whether it replaced an earlier one by the same reviewer). The comment may be tied to a moment
+    of the recording (`comment_at_s`). Scoring again clears the agent's sign-off: they sign the new one."""
     if assignment.reviewer != reviewer:
         raise ReviewError(f"call {assignment.call_id} is assigned to another reviewer")
     items, total = weighted_total(cards.card, item_scores)
@@ -287,7 +289,8 @@ async def score(sessionmaker: async_sessionmaker[AsyncSession], cards: Scorecard
                     review = Review(call_id=assignment.call_id, reviewer=reviewer)
                     session.add(review)
                 review.scorecard, review.items, review.total = cards.default, items, total
-                review.comment, review.created_at = comment, now
+                review.comment, review.comment_at_s, review.created_at = comment, comment_at_s, now
+                review.signed_off_at = review.signed_off_by = None
             return review, replaced
         except IntegrityError:   # the same reviewer's first score twice at once: the second replaces
             if attempt == 2:
@@ -406,4 +409,5 @@ def assignment_json(a: Assignment) -> dict[str, Any]:
 
 def review_json(r: Review) -> dict[str, Any]:
     return {"call_id": r.call_id, "reviewer": r.reviewer, "scorecard": r.scorecard, "items": r.items,
-            "total": r.total, "comment": r.comment, "created_at": r.created_at.isoformat()}
+            "total": r.total, "comment": r.comment, "comment_at_s": r.comment_at_s, "created_at": r.created_at.isoformat(),
+            "signed_off_at": r.signed_off_at.isoformat() if r.signed_off_at else None}

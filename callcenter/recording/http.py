@@ -11,14 +11,17 @@ them). A call a user may not hear is "not found" to them, exactly like a call th
          past the end, and an invalid one, such as bytes=5-2, are 416 with Content-Range bytes */size;
          another unit or several ranges are ignored: the whole file, 200)
     GET  /api/recordings/{call_id}/transcript  words and checks
+    GET  /api/recordings/{call_id}/peaks       the waveform of both channels (computed once, kept beside the WAV)
     POST /api/recordings/erase                 {number, reason}: a caller's erasure request (admin)
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 import uuid
+import wave
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,6 +31,7 @@ from pydantic import Field, StringConstraints
 
 from callcenter.calls import visibility
 from callcenter.calls.models import Call
+from callcenter.recording.peaks import cached_peaks
 from callcenter.recording.playback import CONTENT_TYPES, playback_path
 from callcenter.recording.retention import erase_caller
 from callcenter.recording.signing import ExpiredLink, TamperedLink, audio_url, link_key, verify
@@ -73,6 +77,13 @@ class Transcript(api.Answer):
     audio_s: float
     checks: Any
     words: list[Word]
+
+
+class Waveform(api.Answer):
+    duration_s: float
+    bucket_s: float
+    channels: list[str]
+    peaks: list[list[float]]
 
 
 class Erased(api.Answer):
@@ -222,6 +233,30 @@ async def transcript(request: web.Request) -> web.Response:
     })
 
 
+def _recorded_wav(call: Call, recordings_dir: Path) -> Path | None:
+    """The call's WAV, only inside the recordings folder."""
+    if not call.recording_path:
+        return None
+    wav = Path(call.recording_path)
+    return wav if wav.is_file() and wav.resolve().is_relative_to(recordings_dir.resolve()) else None
+
+
+@access.allow(*LISTENERS)
+@api.route(summary="A call's waveform: the peaks of both channels (caller, agent)", path=CallPath,
+           responses={200: Waveform, **NOT_FOUND})
+async def peaks(request: web.Request) -> web.Response:
+    call = await _call_heard_by(request, access.current_user(request), needs="audio")
+    wav = _recorded_wav(call, request.app[SETTINGS].paths.recordings_dir)
+    if wav is None:
+        raise _not_found("this call has no recording")
+    try:
+        found = await asyncio.to_thread(cached_peaks, wav)
+    except (ValueError, EOFError, wave.Error) as exc:
+        log.error("call %s: no waveform of %s (%s)", call.id, wav, exc)
+        raise _not_found("this call's recording cannot be drawn") from None
+    return web.json_response(found, headers={"Cache-Control": "private, max-age=3600"})
+
+
 @access.allow(access.ADMIN)
 @api.route(body=Erasure, responses={200: Erased})
 async def erase(request: web.Request, body: Erasure) -> web.Response:
@@ -243,3 +278,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/recordings/{call_id}/link", audio_link)
     app.router.add_get("/api/recordings/{call_id}/audio", audio)
     app.router.add_get("/api/recordings/{call_id}/transcript", transcript)
+    app.router.add_get("/api/recordings/{call_id}/peaks", peaks)

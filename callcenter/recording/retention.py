@@ -30,6 +30,7 @@ from callcenter.calls.models import Call
 from callcenter.config import RecordingSettings
 from callcenter.recording.finalize import recording_path as wav_location
 from callcenter.recording.models import ERASE, PURGE, RecordingAudit, Transcript, TranscriptWord
+from callcenter.recording.peaks import peaks_path
 from callcenter.recording.playback import playback_path, temp_name
 
 log = logging.getLogger(__name__)
@@ -76,14 +77,15 @@ _COLUMNS = (Call.id, Call.caller_number, Call.category, Call.recording_path, Cal
 
 def recording_files(recordings_dir: Path, call: _Recorded) -> set[Path]:
     """Every place a copy of the call's audio may be: the stored WAV, the WAV where finalising
-    puts it (the arrival day in any time zone), their playback copies, temporary files and the raw file."""
+    puts it (the arrival day in any time zone), their playback copies and waveform peaks, temporary
+    files and the raw file."""
     wavs = {wav_location(recordings_dir, call.call_id, (call.arrived_at + timedelta(days=d)).strftime("%Y-%m-%d"))
             for d in (-1, 0, 1)}
     if call.recording_path:
         wavs.add(Path(call.recording_path))
     files = {recordings_dir / "incoming" / f"{call.call_id}.raw"}
     for wav in wavs:
-        for path in (wav, playback_path(wav)):
+        for path in (wav, playback_path(wav), peaks_path(wav)):
             files |= {path, temp_name(path)}
     return files
 

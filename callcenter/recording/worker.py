@@ -25,6 +25,7 @@ from callcenter.config import Settings, load_settings
 from callcenter.db import create_engine, make_sessionmaker, migrate
 from callcenter.qa.checks import Spoken, check_call, load_rules
 from callcenter.recording.jobs import TranscriptionQueue
+from callcenter.recording.peaks import cached_peaks, peaks_path
 from callcenter.recording.playback import make_playback_copy, playback_path
 from callcenter.recording.store import TranscriptStore
 from callcenter.recording.transcribe import SilenceSkipping, Transcriber, load_model
@@ -39,6 +40,14 @@ async def playback_copy(call_id: str, wav: Path) -> Path | None:
     except Exception as exc:  # the recording itself is safe; the copy can be made again
         log.error("call %s: no playback copy of %s (%s: %s)", call_id, wav, type(exc).__name__, exc)
         return None
+
+
+async def waveform_peaks(call_id: str, wav: Path) -> None:
+    """The player's waveform, cached beside the WAV; a failure is logged (the player makes it on demand)."""
+    try:
+        await asyncio.to_thread(cached_peaks, wav)
+    except Exception as exc:
+        log.error("call %s: no waveform peaks of %s (%s: %s)", call_id, wav, type(exc).__name__, exc)
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event, *, consumer: str | None = None,
@@ -87,10 +96,12 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *, consumer: str |
                                           took_s=round(took, 3), now=datetime.now(UTC),
                                           checks=[r.as_dict() for r in results])
                 await playback_copy(job.call_id, path)
+                await waveform_peaks(job.call_id, path)
                 if not await asyncio.to_thread(path.exists):
                     # Purged or erased while it was being transcribed: nothing of it may stay.
                     await store.erase(job.call_id)
                     await asyncio.to_thread(playback_path(path).unlink, missing_ok=True)
+                    await asyncio.to_thread(peaks_path(path).unlink, missing_ok=True)
                     log.warning("call %s: recording removed during transcription; transcript dropped", job.call_id)
                 await queue.done(job)
                 done += 1

@@ -7,13 +7,22 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from sqlalchemy import select
 
 from callcenter.qa import http as qa_http
 from callcenter.qa.models import Assignment
 from callcenter.recording.transcribe import Word
 from callcenter.web import access, users
 from callcenter.web.app import init_app
-from tests.qa.test_review import FAILED_GREETING, FULL_MARKS, NOW, WEEK, add_call, add_transcript
+from tests.qa.test_review import (
+    FAILED_GREETING,
+    FULL_MARKS,
+    NOW,
+    WEEK,
+    add_call,
+    add_reviewers,
+    add_transcript,
+)
 
 PASSWORD = "a-password-123"
 
@@ -217,3 +226,52 @@ async def test_bad_dates_weeks_and_ids_are_refused_naming_the_field(aiohttp_clie
     csrf = await sign_in(client, "qa1")
     response = await client.post("/api/qa/reviews", json={"call_id": "\x00", "items": FULL_MARKS}, headers=csrf)
     assert response.status == 400 and (await response.json())["error"].startswith("call_id")
+
+
+async def test_the_agent_signs_off_or_disputes_over_the_api_and_another_reviewer_answers(aiohttp_client, app, calls,
+                                                                                         sessionmaker) -> None:
+    from callcenter.qa.models import Review
+
+    await add_reviewers(sessionmaker, "qa2")
+    client = await aiohttp_client(app)
+    csrf = await sign_in(client, "sup")
+    await client.post("/api/qa/assignments/run", json={"week": WEEK}, headers=csrf)
+    async with sessionmaker() as session:
+        leak = (await session.scalars(select(Assignment).where(Assignment.call_id == calls["leak"]))).one()
+    csrf = await sign_in(client, leak.reviewer)
+    assert (await client.post("/api/qa/reviews", json={"call_id": calls["leak"], "items": FULL_MARKS, "comment": "好",
+                                                         "comment_at_s": 1.0}, headers=csrf)).status == 201
+    async with sessionmaker() as session:
+        review_id = (await session.scalars(select(Review.id).where(Review.call_id == calls["leak"]))).one()
+    other = "qa2" if leak.reviewer == "qa1" else "qa1"
+
+    csrf = await sign_in(client, "a1002")              # not their call: not found
+    assert (await client.post(f"/api/qa/reviews/{review_id}/sign-off", headers=csrf)).status == 404
+    csrf = await sign_in(client, "a1001")
+    bad = await client.post(f"/api/qa/reviews/{review_id}/disputes", json={"item": "nope", "reason": "x"}, headers=csrf)
+    assert bad.status == 400 and (await bad.json())["error"].startswith("item:")
+    raised = await client.post(f"/api/qa/reviews/{review_id}/disputes", headers=csrf,
+                               json={"item": "greeting", "reason": "1 秒就问候了"})
+    body = await raised.json()
+    assert raised.status == 201 and (body["handler"], body["state"]) == (other, "open")
+    again = await client.post(f"/api/qa/reviews/{review_id}/disputes", headers=csrf,
+                              json={"item": "greeting", "reason": "再次"})
+    assert again.status == 400 and "already disputed" in (await again.json())["error"]
+
+    csrf = await sign_in(client, leak.reviewer)         # the one who scored does not answer it
+    assert (await (await client.get("/api/qa/disputes")).json())["disputes"] == []
+    assert (await client.post(f"/api/qa/disputes/{body['id']}/answer", json={"decision": "upheld"},
+                              headers=csrf)).status == 404
+    csrf = await sign_in(client, other)
+    assert [d["id"] for d in (await (await client.get("/api/qa/disputes")).json())["disputes"]] == [body["id"]]
+    no_score = await client.post(f"/api/qa/disputes/{body['id']}/answer", json={"decision": "amended"}, headers=csrf)
+    assert no_score.status == 400 and (await no_score.json())["error"].startswith("new_score:")
+    done = await client.post(f"/api/qa/disputes/{body['id']}/answer", headers=csrf,
+                             json={"decision": "amended", "new_score": 0, "answer": "确未问候"})
+    assert done.status == 200 and (await done.json())["state"] == "amended"
+    async with sessionmaker() as session:
+        assert (await session.get(Review, review_id)).total == 85.0       # 100 - 15
+
+    csrf = await sign_in(client, "a1001")
+    signed = await client.post(f"/api/qa/reviews/{review_id}/sign-off", headers=csrf)
+    assert signed.status == 200 and (await signed.json())["signed_off_at"] is not None
