@@ -378,3 +378,6 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/orders", orders_page)
     r.add_get(r"/orders/{order_id}", order_page)
     r.add_post(r"/orders/{order_id}/events", order_step)
+    # The live pages: the agent's desk, the wallboard (callcenter/pages/desk_http.py).
+    from callcenter.pages import desk_http
+    desk_http.setup_routes(app)

@@ -109,10 +109,6 @@ class LiveStats(api.Answer):
     today: Today
 
 
-class StaticFile(api.Path):
-    name: api.Name
-
-
 HTML = "text/html"
 
 # ---------------------------------------------------------------- public
@@ -261,40 +257,14 @@ async def live_socket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-@access.allow(access.SUPERVISOR, access.ADMIN)
-@api.route(summary="The wallboard page", responses={200: HTML})
-async def wallboard(request: web.Request) -> web.Response:
-    return page("wallboard.html", settings=request.app[SETTINGS], csrf_token=request.get(access.CSRF_TOKEN, ""))
-
-
-@access.allow(access.AGENT, access.SUPERVISOR, access.ADMIN)
-@api.route(summary="The agent page", responses={200: HTML})
-async def agent_page(request: web.Request) -> web.Response:
-    user = access.current_user(request)
-    return page("agent.html", user=user, csrf_token=request.get(access.CSRF_TOKEN, ""))
-
-
 @access.allow(access.ADMIN)
 @api.route(summary="Prometheus metrics", responses={200: "text/plain"})
 async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(METRICS), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-STATIC_DIR = Path(__file__).with_name("static")
-
-
-@access.public
-@api.route(summary="The pages' scripts and styles", path=StaticFile, responses={200: "application/octet-stream"})
-async def static(request: web.Request) -> web.StreamResponse:
-    name = request.match_info["name"]
-    path = STATIC_DIR / name
-    if "/" in name or name.startswith(".") or not path.is_file():
-        raise web.HTTPNotFound()
-    return web.FileResponse(path)
-
-
 @access.allow(*access.ROLES)
-@api.route(summary="To the wallboard or the agent page", responses={302: None})
+@api.route(summary="To the page of the signed-in role", responses={302: None})
 async def home(request: web.Request) -> web.StreamResponse:
     # Each role lands on its own page (callcenter/pages knows the pages of each role).
     from callcenter.pages.http import landing
@@ -377,10 +347,7 @@ def init_app(settings: Settings, *, sessionmaker: async_sessionmaker[AsyncSessio
     app.router.add_post("/api/password", change_password)
     app.router.add_get("/api/live/stats", live_stats)
     app.router.add_get("/ws/live", live_socket)
-    app.router.add_get("/wallboard", wallboard)
-    app.router.add_get("/agent", agent_page)
     app.router.add_get("/metrics", metrics)
-    app.router.add_get("/static/{name}", static)
     agents_http.setup_routes(app)
     for setup in route_setups:
         setup(app)

@@ -59,10 +59,17 @@ def for_viewer(change: dict[str, Any], user: access.User) -> dict[str, Any] | No
 
 
 def snapshot_for(snapshot: dict[str, Any], user: access.User) -> dict[str, Any]:
+    """The snapshot as this user may see it. The agents' latest screen pops are not in it, but
+    an agent's own is (`screen_pop`): a page that was away when the phone rang shows who calls."""
+    pops = snapshot.get("screen_pops") or {}
+    snapshot = {k: v for k, v in snapshot.items() if k != "screen_pops"}
     if user.role != access.AGENT:
         return snapshot
     calls = snapshot.get("calls") or {}
-    return {**snapshot, "calls": {k: _call_for(v, user) if isinstance(v, dict) else v for k, v in calls.items()}}
+    seen = {**snapshot, "calls": {k: _call_for(v, user) if isinstance(v, dict) else v for k, v in calls.items()}}
+    if user.agent_id is not None and isinstance(pops.get(user.agent_id), dict):
+        seen["screen_pop"] = pops[user.agent_id]
+    return seen
 
 
 def _call_for(call: dict[str, Any], user: access.User) -> dict[str, Any]:
