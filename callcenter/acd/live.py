@@ -10,6 +10,7 @@ and summed in the snapshot, so two engines serving one queue add up.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -39,13 +40,17 @@ class LiveState:
         self.prefix = prefix
         self.engine_id = engine_id
         self.channel = f"{prefix}live"
+        # Writes go out in the order they were asked for: the engine publishes each batch from
+        # its own task, and two batches racing on two connections could leave an agent shown
+        # "available" after their pause (the later state written first). The lock is FIFO.
+        self._in_order = asyncio.Lock()
 
     def _key(self, kind: str) -> str:
         return f"{self.prefix}live:{kind}"
 
     async def _write(self, changes: Iterable[tuple[str, str, str, dict[str, Any] | None]]) -> None:
         """(kind, hash key, id, data) -> HSET/HDEL and PUBLISH, one round trip."""
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with self._in_order, self.redis.pipeline(transaction=False) as pipe:
             n = 0
             for kind, key, item_id, data in changes:
                 if data is None:
@@ -82,7 +87,7 @@ class LiveState:
         (one per agent) so that a page that was disconnected when the phone rang gets it with
         its next snapshot."""
         raw = json.dumps(data, ensure_ascii=False, default=str)
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with self._in_order, self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(self._key("pops"), agent_id, raw)
             pipe.publish(self.channel, json.dumps({"kind": "screen_pop", "id": agent_id, "data": json.loads(raw)},
                                                   ensure_ascii=False))

@@ -171,7 +171,7 @@ async def wallboard_page(request: web.Request) -> web.Response:
                   agents=floor.agent_rows(snapshot, now, thresholds),
                   waiting=floor.waiting_callers(snapshot, now, thresholds),
                   live_queues=floor.queue_rows(snapshot, {}, [q.name for q in settings.queues], thresholds),
-                  state_labels=floor.AGENT_STATE_LABELS, reason_labels=floor.PAUSE_REASON_LABELS)
+                  state_labels=floor.AGENT_STATE_LABELS, reason_labels=floor.PAUSE_REASON_LABELS, floor=floor)
 
 
 @access.allow(SUP, ADMIN)

@@ -80,6 +80,14 @@ def seconds_since(moment: str | None, now: datetime) -> int:
     return max(0, int((now - since).total_seconds()))
 
 
+def clock_text(seconds: float) -> str:
+    """A time in state or a wait as the page's script shows it: 04:05, 1:02:03."""
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
 def free_colleagues(snapshot: dict[str, Any], me: str | None) -> list[str]:
     """Agents ready for a transfer or a consult now, by id (not the agent asking)."""
     agents = snapshot.get("agents") or {}
