@@ -26,7 +26,8 @@ from callcenter.web.agents_http import PAUSE_REASONS
 from callcenter.web.keys import LIVE, SESSIONMAKER, SETTINGS
 from callcenter.workorders import http as workorders_http
 from callcenter.workorders.deadlines import FOLLOW_UP_WINDOWS
-from callcenter.workorders.models import Customer, WorkOrder
+from callcenter.workorders.handover import HandoverError
+from callcenter.workorders.models import Customer, Handover, WorkOrder
 
 AGENT, SUP, ADMIN = access.AGENT, access.SUPERVISOR, access.ADMIN
 OPEN_STATES = ("accepted", "dispatched", "acknowledged", "on_site", "returned", "adjudicating")
@@ -191,9 +192,89 @@ async def wallboard_figures(request: web.Request, query: WallboardQuery) -> web.
                   rings=settings.telephony.answer_within_rings)
 
 
+# ------------------------------------------------------------------ the duty manager's view
+
+@access.allow(SUP, ADMIN)
+async def supervisor_page(request: web.Request) -> web.Response:
+    """The agents' grid with listen / whisper / barge (rung on the supervisor's own phone), force
+    pause and log out; alerts for long pauses and waits; the shift handover."""
+    settings, now = request.app[SETTINGS], datetime.now(UTC)
+    thresholds = floor.Thresholds.of(settings)
+    snapshot = await request.app[LIVE].snapshot()
+    user = access.current_user(request)
+    return render(request, "supervisor.html", words=_words(request), thresholds=thresholds.as_dict(),
+                  agents=floor.agent_rows(snapshot, now, thresholds), phone=user.phone, reasons=PAUSE_REASONS,
+                  state_labels=floor.AGENT_STATE_LABELS, reason_labels=floor.PAUSE_REASON_LABELS, floor=floor)
+
+
+async def _handovers(request: web.Request, error: str | None = None, done: str | None = None) -> web.Response:
+    settings, now = request.app[SETTINGS], datetime.now(UTC)
+    start, end = floor.shift_bounds(now, settings.hotline.timezone, settings.wallboard.shift_hours)
+    async with request.app[SESSIONMAKER]() as session:
+        rows = list((await session.execute(select(Handover).order_by(Handover.shift_start.desc(), Handover.id.desc())
+                                           .limit(5))).scalars())
+    return render(request, "handovers.html", handovers=rows, error=error, done=done, shift_start=start,
+                  shift_end=end, me=access.current_user(request).username)
+
+
+@access.allow(SUP, ADMIN)
+async def handovers_part(request: web.Request) -> web.Response:
+    return await _handovers(request)
+
+
+async def _handover_step(request: web.Request, step: str, work: Any) -> web.Response:
+    try:
+        await work()
+    except (HandoverError, LookupError) as exc:
+        return await _handovers(request, error=str(exc).strip("'\""))
+    return await _handovers(request, done=step)
+
+
+@access.allow(SUP, ADMIN)
+@api.route(summary="Draft the running shift's handover (the page's part answers)", body=api.Empty,
+           responses={200: "text/html"})
+async def handover_draft_step(request: web.Request) -> web.Response:
+    settings, user = request.app[SETTINGS], access.current_user(request)
+    start, end = floor.shift_bounds(datetime.now(UTC), settings.hotline.timezone, settings.wallboard.shift_hours)
+    return await _handover_step(request, "draft", lambda: request.app[workorders_http.HANDOVERS].draft(
+        start, end, user.username))
+
+
+class HandoverNote(api.Body):
+    notes: api.Paragraph
+
+
+@access.allow(SUP, ADMIN)
+@api.route(summary="The outgoing shift's notes on a handover", path=workorders_http.HandoverPath, body=HandoverNote,
+           responses={200: "text/html", 400: api.Problem, 404: api.Problem})
+async def handover_notes_step(request: web.Request, path: Any, body: HandoverNote) -> web.Response:
+    user = access.current_user(request)
+    return await _handover_step(request, "notes", lambda: request.app[workorders_http.HANDOVERS].add_notes(
+        path.handover_id, user.username, body.notes))
+
+
+def _handover_action(action: str) -> Any:
+    @access.allow(SUP, ADMIN)
+    @api.route(summary=f"Handover: {action} (the page's part answers)", path=workorders_http.HandoverPath,
+               body=api.Empty, responses={200: "text/html", 404: api.Problem})
+    async def handler(request: web.Request, path: Any) -> web.Response:
+        service, user = request.app[workorders_http.HANDOVERS], access.current_user(request)
+        step = service.accept if action == "accept" else service.close
+        return await _handover_step(request, action, lambda: step(path.handover_id, user.username))
+
+    handler.__name__ = f"handover_{action}_step"
+    return handler
+
+
 def setup_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/agent", agent_page)
     r.add_get("/agent/today", agent_today)
     r.add_get("/wallboard", wallboard_page)
     r.add_get("/wallboard/figures", wallboard_figures)
+    r.add_get("/supervisor", supervisor_page)
+    r.add_get("/supervisor/handovers", handovers_part)
+    r.add_post("/supervisor/handovers", handover_draft_step)
+    r.add_post(r"/supervisor/handovers/{handover_id:\d+}/notes", handover_notes_step)
+    r.add_post(r"/supervisor/handovers/{handover_id:\d+}/accept", _handover_action("accept"))
+    r.add_post(r"/supervisor/handovers/{handover_id:\d+}/close", _handover_action("close"))

@@ -147,9 +147,17 @@ def window_defaults(figures: dict[str, Any] | None) -> dict[str, Any]:
             "asa_s": round(float(f["asa_s"]), 1) if f.get("asa_s") is not None else None}
 
 
+def _changes(now: datetime, tz: str, shift_hours: list[int]) -> list[datetime]:
+    local = now.astimezone(zoneinfo.ZoneInfo(tz))
+    return sorted(local.replace(hour=h, minute=0, second=0, microsecond=0) + timedelta(days=d)
+                  for d in (-1, 0, 1) for h in shift_hours)
+
+
 def shift_start(now: datetime, tz: str, shift_hours: list[int]) -> datetime:
     """When the running shift began: the latest of the day's shift changes (08:00 and 20:00)."""
-    local = now.astimezone(zoneinfo.ZoneInfo(tz))
-    starts = [local.replace(hour=h, minute=0, second=0, microsecond=0) + timedelta(days=d)
-              for d in (-1, 0) for h in shift_hours]
-    return max(s for s in starts if s <= local)
+    return max(c for c in _changes(now, tz, shift_hours) if c <= now)
+
+
+def shift_bounds(now: datetime, tz: str, shift_hours: list[int]) -> tuple[datetime, datetime]:
+    """The running shift: from its start to the next change of shift."""
+    return shift_start(now, tz, shift_hours), min(c for c in _changes(now, tz, shift_hours) if c > now)

@@ -40,9 +40,9 @@ N_ = views.N_
 # Each role's pages, in the order of its navigation (the first one is where it lands).
 NAV: dict[str, tuple[tuple[str, str], ...]] = {
     AGENT: (("/agent", N_("Agent desk")), ("/orders", N_("Work orders"))),
-    SUP: (("/wallboard", N_("Wallboard")), ("/orders", N_("Work orders")),
+    SUP: (("/wallboard", N_("Wallboard")), ("/supervisor", N_("Duty manager")), ("/orders", N_("Work orders")),
           ("/api/reports/daily", N_("Daily report"))),
-    ADMIN: (("/wallboard", N_("Wallboard")), ("/orders", N_("Work orders")),
+    ADMIN: (("/wallboard", N_("Wallboard")), ("/supervisor", N_("Duty manager")), ("/orders", N_("Work orders")),
             ("/api/reports/daily", N_("Daily report"))),
     QA: (("/qa", N_("Quality review")),),
     UNIT: (("/unit", N_("My orders")),),

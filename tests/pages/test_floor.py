@@ -63,6 +63,8 @@ def test_the_shift_began_at_the_last_change_of_shift_in_the_hotlines_time() -> N
     assert floor.shift_start(NOW, tz, [8, 20]).isoformat() == "2026-12-01T08:00:00+08:00"
     night = datetime(2026, 12, 1, 19, 0, tzinfo=UTC)        # 03:00 in Beijing the next day
     assert floor.shift_start(night, tz, [8, 20]).isoformat() == "2026-12-01T20:00:00+08:00"
+    start, end = floor.shift_bounds(night, tz, [8, 20])
+    assert (start.isoformat(), end.isoformat()) == ("2026-12-01T20:00:00+08:00", "2026-12-02T08:00:00+08:00")
 
 
 def test_clock_text_is_the_scripts() -> None:

@@ -254,3 +254,36 @@ async def test_the_snapshot_carries_the_agents_own_last_pop_only(live_hotline) -
             if has_pop:
                 assert snapshot["screen_pop"]["caller_number"] == CALLER_NUMBER
             http.cookie_jar.clear()
+
+
+@pytest.mark.parametrize("width", list(WIDTHS))
+async def test_the_supervisor_listens_from_the_grid_and_their_own_phone_is_rung(chromium_browser, live_hotline, shots,
+                                                                              width) -> None:
+    line = live_hotline.line
+    await line.engine.login("1001")
+    watched = await open_as(chromium_browser, live_hotline.base_url, "sup", width)
+    page = watched.page
+    await page.goto("/supervisor")
+    row = page.locator("#agent-1001")
+    await expect(row).to_contain_text("就绪")
+    await expect(row.get_by_role("button", name="监听")).to_be_disabled()     # nobody to listen to yet
+    line.call_in(CALLER_NUMBER)
+    await line.dial_sent()
+    line.agent_answers(AGENT_CHANNEL)
+    await expect(row).to_contain_text("通话中")
+    assert line.sent("Originate") == []
+    await row.get_by_role("button", name="监听").click()
+    await expect(page.locator("#said")).to_contain_text("已完成")
+    [spy] = line.sent("Originate")
+    assert (spy["Channel"], spy["Application"]) == ("PJSIP/1002", "ChanSpy")   # the supervisor's phone
+    assert spy["Data"].startswith(AGENT_CHANNEL)                              # into the agent's call
+    await expect(page.locator("#handovers")).to_contain_text("交接班")
+    await page.get_by_role("button", name="生成本班次交接单").click()
+    await expect(page.locator("#handovers article.handover")).to_have_count(1)
+    await expect(page.locator("#handovers")).to_contain_text("草稿，等待接班")
+    if width == "phone":
+        await no_sideways_scroll(page)
+    await page.screenshot(path=shots / f"supervisor-{width}.png", full_page=True)
+    line.hang_up()
+    await line.until(lambda: line.engine.calls_closed == 1)
+    assert watched.errors == []
