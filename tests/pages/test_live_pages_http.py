@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
+
 from callcenter.calls.models import Call
 from tests.pages.test_pages_http import sign_in
 
@@ -84,3 +86,32 @@ async def test_the_agents_own_figures_today_and_the_follow_up_worklist(aiohttp_c
     text = await (await client.get("/agent/today")).text()
     assert re.search(r'id="fig-answered">1<', text) and "00:02:05" in text
     assert "外呼时段 09:00–11:00, 14:30–16:00" in text
+
+
+async def test_the_handover_page_drafts_is_accepted_by_another_and_closed(aiohttp_client, hotline, sessionmaker) -> None:
+    from callcenter.workorders.models import Handover
+
+    outgoing = await aiohttp_client(hotline.app)
+    out_csrf = {"X-CSRF-Token": await sign_in(outgoing, "sup")}
+    part = await (await outgoing.post("/supervisor/handovers", json={}, headers=out_csrf)).text()
+    assert "草稿，等待接班" in part and "已保存" in part
+    async with sessionmaker() as session:
+        [handover] = (await session.execute(select(Handover))).scalars().all()
+    base = f"/supervisor/handovers/{handover.id}"
+    assert "交班说明" in await (await outgoing.post(f"{base}/notes", json={"notes": "3 号泵站检修中"},
+                                                  headers=out_csrf)).text()
+    too_long = await outgoing.post(f"{base}/notes", json={"notes": "长" * 4001}, headers=out_csrf)
+    assert too_long.status == 400 and (await too_long.json())["fields"][0]["field"] == "notes"
+    refused = await (await outgoing.post(f"{base}/accept", json={}, headers=out_csrf)).text()
+    assert "未完成" in refused                                      # who drafted it cannot accept it
+    early = await (await outgoing.post(f"{base}/close", json={}, headers=out_csrf)).text()
+    assert "未完成" in early and "not accepted" in early            # nor close it before it is accepted
+
+    incoming = await aiohttp_client(hotline.app)
+    in_csrf = {"X-CSRF-Token": await sign_in(incoming, "admin")}
+    assert "已接班，等待交班人确认" in await (await incoming.post(f"{base}/accept", json={}, headers=in_csrf)).text()
+    assert "已交班" in await (await outgoing.post(f"{base}/close", json={}, headers=out_csrf)).text()
+    async with sessionmaker() as session:
+        done = await session.get(Handover, handover.id)
+    assert done.accepted_by == "admin" and done.closed_at is not None and done.notes == "3 号泵站检修中"
+    assert (await outgoing.post("/supervisor/handovers/99999999999/accept", json={}, headers=out_csrf)).status == 404
