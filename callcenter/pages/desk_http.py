@@ -10,20 +10,25 @@ htmx fetches again every so often. Every action goes through the agent API
 """
 from __future__ import annotations
 
+import secrets
 import zoneinfo
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from sqlalchemy import case, func, select
+from pydantic import Field
+from sqlalchemy import case, func, select, update
 
 from callcenter.calls.models import ABANDONED_IN_IVR, ABANDONED_IN_QUEUE, Call
 from callcenter.notices import http as notices_http
 from callcenter.pages import floor, views
 from callcenter.pages.http import render
-from callcenter.web import access, api
+from callcenter.web import access, api, users
 from callcenter.web.agents_http import PAUSE_REASONS
+from callcenter.web.auth import KIOSK_COOKIE
 from callcenter.web.keys import LIVE, SESSIONMAKER, SETTINGS
+from callcenter.web.models import ApiToken
+from callcenter.web.models import User as UserRow
 from callcenter.workorders import http as workorders_http
 from callcenter.workorders.deadlines import FOLLOW_UP_WINDOWS
 from callcenter.workorders.handover import HandoverError
@@ -163,7 +168,7 @@ async def outages_running(request: web.Request, now: datetime) -> list[dict[str,
     return rows
 
 
-@access.allow(SUP, ADMIN)
+@access.allow(SUP, ADMIN, access.KIOSK)
 async def wallboard_page(request: web.Request) -> web.Response:
     settings, now = request.app[SETTINGS], datetime.now(UTC)
     thresholds = floor.Thresholds.of(settings)
@@ -175,7 +180,7 @@ async def wallboard_page(request: web.Request) -> web.Response:
                   state_labels=floor.AGENT_STATE_LABELS, reason_labels=floor.PAUSE_REASON_LABELS, floor=floor)
 
 
-@access.allow(SUP, ADMIN)
+@access.allow(SUP, ADMIN, access.KIOSK)
 @api.route(summary="The wallboard's figures: per queue over the last 24 hours or this shift, deadlines, outages",
            query=WallboardQuery, responses={200: "text/html", 400: api.Problem})
 async def wallboard_figures(request: web.Request, query: WallboardQuery) -> web.Response:
@@ -266,12 +271,102 @@ def _handover_action(action: str) -> Any:
     return handler
 
 
+# ------------------------------------------------------------------ wallboard screens (kiosk)
+# A TV on the floor shows the wallboard all day and night: it signs in with a token of its own
+# (role kiosk: the wallboard and the live socket, nothing else, no caller's number, no screen
+# pop), kept in a cookie by /kiosk, which no session time-out ends. A supervisor issues one on
+# /supervisor (the token is shown once) and revokes it there: its socket closes at once.
+
+KIOSK_PREFIX = "kiosk-"
+KIOSK_COOKIE_AGE_S = 10 * 365 * 86400
+
+
+class KioskName(api.Body):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$", description="the screen's name, e.g. floor-1")]
+
+
+class KioskPath(api.Path):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
+
+
+class KioskToken(api.Body):
+    token: Annotated[str, api.text(200, min_length=1)]
+
+
+async def _kiosks(request: web.Request, issued: tuple[str, str] | None = None) -> web.Response:
+    async with request.app[SESSIONMAKER]() as session:
+        screens = list((await session.execute(select(UserRow).where(UserRow.role == access.KIOSK)
+                                              .order_by(UserRow.username))).scalars())
+    return render(request, "kiosks.html", screens=screens, issued=issued, prefix=KIOSK_PREFIX)
+
+
+@access.allow(SUP, ADMIN)
+async def kiosks_part(request: web.Request) -> web.Response:
+    return await _kiosks(request)
+
+
+@access.allow(SUP, ADMIN)
+@api.route(summary="Issue a wallboard screen's token (shown once)", body=KioskName,
+           responses={200: "text/html", 400: api.Problem})
+async def kiosk_issue(request: web.Request, body: KioskName) -> web.Response:
+    from callcenter.web.app import PASSWORD_POOL
+
+    username = KIOSK_PREFIX + body.name
+    async with request.app[SESSIONMAKER]() as session, session.begin():
+        row = await users.create_user(session, username, secrets.token_urlsafe(32), access.KIOSK,
+                                      pool=request.app[PASSWORD_POOL])
+        token = await users.issue_token(session, row, label="wallboard screen")
+    return await _kiosks(request, issued=(username, token))
+
+
+@access.allow(SUP, ADMIN)
+@api.route(summary="Revoke a wallboard screen (its socket closes)", path=KioskPath, body=api.Empty,
+           responses={200: "text/html", 404: api.Problem})
+async def kiosk_revoke(request: web.Request, path: KioskPath) -> web.Response:
+    from callcenter.web.app import LIVE_SOCKETS
+
+    async with request.app[SESSIONMAKER]() as session, session.begin():
+        row = (await session.execute(select(UserRow).where(UserRow.username == KIOSK_PREFIX + path.name,
+                                                            UserRow.role == access.KIOSK))).scalar_one_or_none()
+        if row is None:
+            raise api.refuse("name", "no such wallboard screen", web.HTTPNotFound)
+        row.active = False
+        await session.execute(update(ApiToken).where(ApiToken.user_id == row.id).values(revoked=True))
+        user_id = row.id
+    request.app[LIVE_SOCKETS].end_user(user_id, "wallboard screen revoked")
+    return await _kiosks(request)
+
+
+@access.public
+async def kiosk_page(request: web.Request) -> web.Response:
+    return render(request, "kiosk.html", error=None)
+
+
+@access.public
+@api.route(summary="A wallboard screen signs in with its token (kept in a cookie)", body=KioskToken, form=True,
+           responses={302: None, 401: "text/html"})
+async def kiosk_sign_in(request: web.Request, body: KioskToken) -> web.StreamResponse:
+    async with request.app[SESSIONMAKER]() as session:
+        row = await users.user_for_token(session, body.token)
+    if row is None or row.role != access.KIOSK:
+        return render(request, "kiosk.html", status=401, error=True)
+    response = web.HTTPFound("/wallboard")
+    response.set_cookie(KIOSK_COOKIE, body.token, httponly=True, samesite="Strict", max_age=KIOSK_COOKIE_AGE_S,
+                        secure=request.app[SETTINGS].web.host not in ("127.0.0.1", "localhost"))
+    raise response
+
+
 def setup_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/agent", agent_page)
     r.add_get("/agent/today", agent_today)
     r.add_get("/wallboard", wallboard_page)
     r.add_get("/wallboard/figures", wallboard_figures)
+    r.add_get("/kiosk", kiosk_page)
+    r.add_post("/kiosk", kiosk_sign_in)
+    r.add_get("/supervisor/kiosks", kiosks_part)
+    r.add_post("/supervisor/kiosks", kiosk_issue)
+    r.add_post(r"/supervisor/kiosks/{name}/revoke", kiosk_revoke)
     r.add_get("/supervisor", supervisor_page)
     r.add_get("/supervisor/handovers", handovers_part)
     r.add_post("/supervisor/handovers", handover_draft_step)

@@ -46,9 +46,10 @@ NAV: dict[str, tuple[tuple[str, str], ...]] = {
             ("/api/reports/daily", N_("Daily report"))),
     QA: (("/qa", N_("Quality review")),),
     UNIT: (("/unit", N_("My orders")),),
+    access.KIOSK: (("/wallboard", N_("Wallboard")),),
 }
 ROLE_LABELS = {AGENT: N_("Agent"), SUP: N_("Supervisor"), ADMIN: N_("Administrator"), QA: N_("QA reviewer"),
-               UNIT: N_("Field unit")}
+               UNIT: N_("Field unit"), access.KIOSK: N_("Wallboard screen")}
 
 
 def landing(role: str) -> str:

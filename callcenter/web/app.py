@@ -231,7 +231,7 @@ async def live_stats(request: web.Request) -> web.Response:
     return web.json_response({**stats.live_figures(snapshot), "today": today})
 
 
-@access.allow(access.AGENT, access.SUPERVISOR, access.ADMIN)
+@access.allow(access.AGENT, access.SUPERVISOR, access.ADMIN, access.KIOSK)
 @api.route(summary="Live changes over a websocket (a snapshot first)", responses={101: None, 400: None})
 async def live_socket(request: web.Request) -> web.WebSocketResponse:
     """A snapshot, then every change (as this user may see them) until the socket closes."""

@@ -44,6 +44,13 @@ AGENT_KINDS = frozenset({"agent", "queue", "engine", "call", "screen_pop"})
 
 def for_viewer(change: dict[str, Any], user: access.User) -> dict[str, Any] | None:
     """The change as this user may see it, or None when it is not for them."""
+    if user.role == access.KIOSK:   # a screen on the floor: no screen pops, no caller's number
+        if change.get("kind") == "screen_pop":
+            return None
+        data = change.get("data")
+        if change.get("kind") == "call" and isinstance(data, dict):
+            return {**change, "data": {k: v for k, v in data.items() if k != "caller"}}
+        return change
     if user.role != access.AGENT:
         return change
     kind = change.get("kind")
@@ -63,6 +70,10 @@ def snapshot_for(snapshot: dict[str, Any], user: access.User) -> dict[str, Any]:
     an agent's own is (`screen_pop`): a page that was away when the phone rang shows who calls."""
     pops = snapshot.get("screen_pops") or {}
     snapshot = {k: v for k, v in snapshot.items() if k != "screen_pops"}
+    if user.role == access.KIOSK:
+        calls = snapshot.get("calls") or {}
+        return {**snapshot, "calls": {k: {f: v for f, v in c.items() if f != "caller"} if isinstance(c, dict) else c
+                                      for k, c in calls.items()}}
     if user.role != access.AGENT:
         return snapshot
     calls = snapshot.get("calls") or {}

@@ -287,3 +287,41 @@ async def test_the_supervisor_listens_from_the_grid_and_their_own_phone_is_rung(
     line.hang_up()
     await line.until(lambda: line.engine.calls_closed == 1)
     assert watched.errors == []
+
+
+async def test_a_wallboard_screen_signs_in_with_its_token_stays_in_and_is_revoked(chromium_browser, live_hotline,
+                                                                                 shots) -> None:
+    line = live_hotline.line
+    duty = await open_as(chromium_browser, live_hotline.base_url, "sup", "desktop")
+    await duty.page.goto("/supervisor")
+    kiosks = duty.page.locator("#kiosks")
+    await kiosks.get_by_label("屏幕名称").fill("floor-1")
+    await kiosks.get_by_role("button", name="发放屏幕令牌").click()
+    token = await duty.page.locator("#kiosk-token").inner_text()
+    assert len(token) > 30
+
+    context = await chromium_browser.new_context(viewport={"width": 1280, "height": 800},
+                                                 base_url=live_hotline.base_url, locale="zh-CN")
+    tv = browser_tests.Watched(await context.new_page())
+    await tv.page.goto("/kiosk")
+    await tv.page.get_by_label("屏幕令牌").fill(token)
+    await tv.page.get_by_role("button", name="显示大屏").click()
+    await tv.page.wait_for_url("**/wallboard")
+    [cookie] = [c for c in await context.cookies() if c["name"] == "cc_kiosk"]
+    assert cookie["httpOnly"] and cookie["expires"] > datetime.now(UTC).timestamp() + 365 * 86400
+    waiting = tv.page.locator("#queue-leak .waiting")
+    await expect(waiting).to_have_text("0")
+    line.call_in(CALLER_NUMBER)
+    await expect(waiting).to_have_text("1", timeout=1000)
+    assert CALLER_NUMBER not in await tv.page.content()
+    await tv.page.screenshot(path=shots / "wallboard-screen-desktop.png", full_page=True)
+    assert (await tv.page.goto("/orders")).status == 403                 # a screen sees the wallboard only
+    await tv.page.goto("/wallboard")
+
+    await kiosks.get_by_role("button", name="吊销").click()
+    await tv.page.wait_for_url("**/login?next=%2Fwallboard")            # its socket closed as signed out
+    assert [e for e in tv.errors if "403" not in e] == []
+    assert duty.errors == []
+    line.hang_up()
+    await line.until(lambda: line.engine.calls_closed == 1)
+    await context.close()
