@@ -90,6 +90,13 @@ def _call_for(call: dict[str, Any], user: access.User) -> dict[str, Any]:
     return {k: v for k, v in call.items() if k != "caller"}
 
 
+def _without_caller(change: dict[str, Any], seen: dict[str, Any]) -> bool:
+    """Whether `seen` is the change with only the caller's number taken out (one text for all who see that)."""
+    data, shown = change.get("data"), seen.get("data")
+    return (isinstance(data, dict) and isinstance(shown, dict) and "caller" not in shown
+            and shown == {k: v for k, v in data.items() if k != "caller"})
+
+
 @dataclass(frozen=True)
 class Close:
     code: int
@@ -104,7 +111,7 @@ class LiveSocket:
     ws: web.WebSocketResponse
     user: access.User
     credential: Credential
-    queue: asyncio.Queue[dict[str, Any] | Close]
+    queue: asyncio.Queue[str | Close]     # changes as JSON text, then maybe a Close
     order: int = field(default_factory=lambda: next(_order))
     closing: Close | None = None
 
@@ -154,14 +161,22 @@ class LiveSockets:
                                 SIGNED_OUT, reason)
 
     def publish(self, change: dict[str, Any]) -> None:
+        """Queue the change, as each viewer may see it, on every socket. A change has only a few
+        views (whole; a call without its caller's number), so each is written as JSON once and
+        the same text goes to every socket that sees it, not once per socket."""
+        texts: dict[object, str] = {}
         for sock in list(self.open):
             if sock.closing is not None:
                 continue
             seen = for_viewer(change, sock.user)
             if seen is None:
                 continue
+            key: object = "whole" if seen is change else ("no caller" if _without_caller(change, seen) else id(seen))
+            text = texts.get(key)
+            if text is None:
+                text = texts[key] = json.dumps(seen, ensure_ascii=False, default=str)
             try:
-                sock.queue.put_nowait(seen)
+                sock.queue.put_nowait(text)
             except asyncio.QueueFull:
                 self.close(sock, TOO_SLOW, "too slow: reconnect for a fresh snapshot")
 
@@ -172,7 +187,7 @@ class LiveSockets:
             if isinstance(item, Close):
                 await sock.ws.close(code=item.code, message=item.reason.encode())
                 return
-            await sock.ws.send_str(json.dumps(item, ensure_ascii=False, default=str))
+            await sock.ws.send_str(item)
 
     async def follow(self, live: LiveSource, retry_s: float = 1.0) -> None:
         """The one subscription of this app: every change to every socket (until cancelled)."""
