@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 import jinja2
@@ -99,6 +99,10 @@ class Today(api.Answer):
     calls: int
     answered: int
     abandoned: int
+
+
+class LiveView(api.Query):
+    view: Literal["all", "desk"] = "all"
 
 
 class LiveStats(api.Answer):
@@ -232,14 +236,16 @@ async def live_stats(request: web.Request) -> web.Response:
 
 
 @access.allow(access.AGENT, access.SUPERVISOR, access.ADMIN, access.KIOSK)
-@api.route(summary="Live changes over a websocket (a snapshot first)", responses={101: None, 400: None})
-async def live_socket(request: web.Request) -> web.WebSocketResponse:
-    """A snapshot, then every change (as this user may see them) until the socket closes."""
+@api.route(summary="Live changes over a websocket (a snapshot first)", query=LiveView,
+           responses={101: None, 400: None})
+async def live_socket(request: web.Request, query: LiveView) -> web.WebSocketResponse:
+    """A snapshot, then every change (as this user may see them) until the socket closes;
+    ?view=desk: only what the agent's desk shows (web/sockets.py)."""
     user, credential = access.current_user(request), request[CREDENTIAL]
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
     sockets = request.app[LIVE_SOCKETS]
-    sock = sockets.add(ws, user, credential)   # before the snapshot: no change falls between
+    sock = sockets.add(ws, user, credential, query.view)   # before the snapshot: no change falls between
     pump: asyncio.Task[None] | None = None
     try:
         snapshot = snapshot_for(await request.app[LIVE].snapshot(), user)

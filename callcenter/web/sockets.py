@@ -90,6 +90,22 @@ def _call_for(call: dict[str, Any], user: access.User) -> dict[str, Any]:
     return {k: v for k, v in call.items() if k != "caller"}
 
 
+# A socket opened with ?view=desk (the agent's desk) gets only what the desk shows: the agent's
+# own state and screen pops, and the colleagues who become free or stop being free. Five hundred
+# desks then do not each receive every call's and every agent's every step.
+DESK = "desk"
+VIEWS = ("all", DESK)
+
+
+def _for_the_desk(change: dict[str, Any], user: access.User, flips: bool) -> bool:
+    kind = change.get("kind")
+    if kind == "screen_pop":
+        return True            # for_viewer keeps only the agent's own
+    if kind == "agent":
+        return flips or (user.agent_id is not None and change.get("id") == user.agent_id)
+    return False
+
+
 def _without_caller(change: dict[str, Any], seen: dict[str, Any]) -> bool:
     """Whether `seen` is the change with only the caller's number taken out (one text for all who see that)."""
     data, shown = change.get("data"), seen.get("data")
@@ -114,6 +130,7 @@ class LiveSocket:
     queue: asyncio.Queue[str | Close]     # changes as JSON text, then maybe a Close
     order: int = field(default_factory=lambda: next(_order))
     closing: Close | None = None
+    view: str = "all"     # "desk": only what the agent's desk shows (see DESK below)
 
 
 class LiveSockets:
@@ -123,10 +140,12 @@ class LiveSockets:
         self.per_user = per_user
         self.queue_size = queue_size
         self.open: set[LiveSocket] = set()
+        self.free: dict[str, bool] = {}    # agent id -> available, as the last change said
 
-    def add(self, ws: web.WebSocketResponse, user: access.User, credential: Credential) -> LiveSocket:
+    def add(self, ws: web.WebSocketResponse, user: access.User, credential: Credential, view: str = "all"
+            ) -> LiveSocket:
         """Keep a new socket; when the user has too many, close their oldest."""
-        sock = LiveSocket(ws, user, credential, asyncio.Queue(maxsize=self.queue_size))
+        sock = LiveSocket(ws, user, credential, asyncio.Queue(maxsize=self.queue_size), view=view)
         theirs = sorted((s for s in self.open if s.credential.user_id == credential.user_id and s.closing is None),
                         key=lambda s: s.order)
         for old in theirs[:max(0, len(theirs) + 1 - self.per_user)]:
@@ -165,8 +184,11 @@ class LiveSockets:
         views (whole; a call without its caller's number), so each is written as JSON once and
         the same text goes to every socket that sees it, not once per socket."""
         texts: dict[object, str] = {}
+        flips = self._availability_flips(change)
         for sock in list(self.open):
             if sock.closing is not None:
+                continue
+            if sock.view == DESK and not _for_the_desk(change, sock.user, flips):
                 continue
             seen = for_viewer(change, sock.user)
             if seen is None:
@@ -179,6 +201,17 @@ class LiveSockets:
                 sock.queue.put_nowait(text)
             except asyncio.QueueFull:
                 self.close(sock, TOO_SLOW, "too slow: reconnect for a fresh snapshot")
+
+    def _availability_flips(self, change: dict[str, Any]) -> bool:
+        """Whether an agent change makes the agent free or no longer free (what a desk's list
+        of colleagues to transfer to needs); kept per agent from the changes seen."""
+        if change.get("kind") != "agent":
+            return False
+        agent_id, data = str(change.get("id")), change.get("data")
+        free = isinstance(data, dict) and data.get("state") == "available"
+        was = self.free.get(agent_id)
+        self.free[agent_id] = free
+        return was is None or was != free
 
     async def pump(self, sock: LiveSocket) -> None:
         """Send the socket its queue until it is asked to close (run by its handler)."""

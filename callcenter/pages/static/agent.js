@@ -222,7 +222,7 @@
         showPop(change.data);
       }
     }
-  });
+  }, "?view=desk");
   showState();
   window.setInterval(tick, 1000);
   link.connect();

@@ -11,8 +11,9 @@
   "use strict";
   var SIGNED_OUT = 4001;
 
-  function LiveLink(handlers) {
+  function LiveLink(handlers, query) {
     this.handlers = handlers;
+    this.query = query || "";
     this.ws = null;
     this.retryMs = 1000;
     this.timer = null;
@@ -41,7 +42,7 @@
     var self = this;
     window.clearTimeout(this.timer);
     this.timer = null;
-    var ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/live");
+    var ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/live" + this.query);
     this.ws = ws;
     ws.onmessage = function (message) {
       if (ws !== self.ws) { return; }
