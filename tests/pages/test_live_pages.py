@@ -95,10 +95,11 @@ async def _live_hotline(settings, sessionmaker, redis, prefix) -> AsyncIterator[
     await engine.start(wait_s=5)
     server = TestServer(await make_app(), host="127.0.0.1")
     await server.start_server()
+    hotline = LiveHotline(line, live, make_app, server, str(server.make_url("")).rstrip("/"))
     try:
-        yield LiveHotline(line, live, make_app, server, str(server.make_url("")).rstrip("/"))
+        yield hotline
     finally:
-        await server.close()
+        await hotline.server.close()     # the one running now (a test may have restarted it)
         await engine.stop()
         await fake.close()
 
