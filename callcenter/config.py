@@ -280,6 +280,26 @@ class UserSettings(Section):
     phone: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
 
 
+class WallboardSettings(Section):
+    """Colour thresholds of the wallboard and the supervisor's grid, in seconds: a caller
+    waiting, an agent paused or in wrap-up past `*_warn_s` is shown amber, past `*_bad_s` red."""
+    wait_warn_s: float = Field(default=60, gt=0)
+    wait_bad_s: float = Field(default=300, gt=0)
+    pause_warn_s: float = Field(default=600, gt=0)
+    pause_bad_s: float = Field(default=1800, gt=0)
+    wrapup_warn_s: float = Field(default=60, gt=0)
+    wrapup_bad_s: float = Field(default=180, gt=0)
+    # The hours (hotline time) at which a shift begins: the wallboard's "this shift" view.
+    shift_hours: list[int] = Field(default_factory=lambda: [8, 20], min_length=1)
+
+    @field_validator("shift_hours")
+    @classmethod
+    def _hours_of_a_day(cls, hours: list[int]) -> list[int]:
+        if any(not 0 <= h <= 23 for h in hours):
+            raise ValueError("hours from 0 to 23")
+        return sorted(set(hours))
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CALLCENTER_", env_nested_delimiter="__", extra="forbid")
 
@@ -299,6 +319,7 @@ class Settings(BaseSettings):
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     dial_policy: DialPolicySettings = Field(default_factory=DialPolicySettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
+    wallboard: WallboardSettings = Field(default_factory=WallboardSettings)
     queues: list[QueueSettings]
     agents: list[AgentSettings] = Field(default_factory=list)
     users: list[UserSettings] = Field(default_factory=list)

@@ -10,6 +10,7 @@ and summed in the snapshot, so two engines serving one queue add up.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -39,13 +40,17 @@ class LiveState:
         self.prefix = prefix
         self.engine_id = engine_id
         self.channel = f"{prefix}live"
+        # Writes go out in the order they were asked for: the engine publishes each batch from
+        # its own task, and two batches racing on two connections could leave an agent shown
+        # "available" after their pause (the later state written first). The lock is FIFO.
+        self._in_order = asyncio.Lock()
 
     def _key(self, kind: str) -> str:
         return f"{self.prefix}live:{kind}"
 
     async def _write(self, changes: Iterable[tuple[str, str, str, dict[str, Any] | None]]) -> None:
         """(kind, hash key, id, data) -> HSET/HDEL and PUBLISH, one round trip."""
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with self._in_order, self.redis.pipeline(transaction=False) as pipe:
             n = 0
             for kind, key, item_id, data in changes:
                 if data is None:
@@ -78,9 +83,15 @@ class LiveState:
         await self._write([("queue", self._key(f"queues:{self.engine_id}"), name, data)])
 
     async def publish_screen_pop(self, agent_id: str, data: dict[str, Any]) -> None:
-        """Who is calling, pushed to the agent whose phone rings (not kept: it is a moment)."""
-        await self.redis.publish(self.channel, json.dumps({"kind": "screen_pop", "id": agent_id, "data": data},
-                                                          ensure_ascii=False, default=str))
+        """Who is calling, pushed to the agent whose phone rings; each agent's latest is kept
+        (one per agent) so that a page that was disconnected when the phone rang gets it with
+        its next snapshot."""
+        raw = json.dumps(data, ensure_ascii=False, default=str)
+        async with self._in_order, self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self._key("pops"), agent_id, raw)
+            pipe.publish(self.channel, json.dumps({"kind": "screen_pop", "id": agent_id, "data": json.loads(raw)},
+                                                  ensure_ascii=False))
+            await pipe.execute()
 
     async def heartbeat(self, now: datetime) -> None:
         await self._write([("engine", self._key("engines"), self.engine_id, {"seen": _iso(now)})])
@@ -103,7 +114,7 @@ class LiveState:
                 if c.state != "ended":
                     call = acd.call(c.call_id)
                     data = {"caller": call.caller or "", "queue": c.queue, "state": c.state, "since": _iso(now),
-                            "agent_id": c.agent_id, "engine": self.engine_id}
+                            "agent_id": c.agent_id, "priority": call.priority, "engine": self.engine_id}
                 changes.append(("call", self._key("calls"), c.call_id, data))
                 if c.queue:
                     queues.add(c.queue)
@@ -132,9 +143,10 @@ class LiveState:
             pipe.hgetall(self._key("agents"))
             pipe.hgetall(self._key("calls"))
             pipe.hgetall(self._key("engines"))
+            pipe.hgetall(self._key("pops"))
             for engine in engine_ids:
                 pipe.hgetall(self._key(f"queues:{engine}"))
-            agents, calls, engines, *per_engine = await pipe.execute()
+            agents, calls, engines, pops, *per_engine = await pipe.execute()
         queues: dict[str, dict[str, Any]] = {}
         for rows in per_engine:
             for name, raw in rows.items():
@@ -148,6 +160,7 @@ class LiveState:
             "agents": {k: json.loads(v) for k, v in agents.items()},
             "calls": {k: json.loads(v) for k, v in calls.items()},
             "engines": {k: json.loads(v) for k, v in engines.items()},
+            "screen_pops": {k: json.loads(v) for k, v in pops.items()},   # each agent's latest
         }
 
     async def updates(self) -> AsyncIterator[dict[str, Any]]:

@@ -40,15 +40,16 @@ N_ = views.N_
 # Each role's pages, in the order of its navigation (the first one is where it lands).
 NAV: dict[str, tuple[tuple[str, str], ...]] = {
     AGENT: (("/agent", N_("Agent desk")), ("/orders", N_("Work orders")), ("/qa/scores", N_("My QA scores"))),
-    SUP: (("/wallboard", N_("Wallboard")), ("/orders", N_("Work orders")),
+    SUP: (("/wallboard", N_("Wallboard")), ("/supervisor", N_("Duty manager")), ("/orders", N_("Work orders")),
           ("/api/reports/daily", N_("Daily report")), ("/qa/disputes", N_("QA disputes"))),
-    ADMIN: (("/wallboard", N_("Wallboard")), ("/orders", N_("Work orders")),
+    ADMIN: (("/wallboard", N_("Wallboard")), ("/supervisor", N_("Duty manager")), ("/orders", N_("Work orders")),
             ("/api/reports/daily", N_("Daily report")), ("/qa/disputes", N_("QA disputes"))),
     QA: (("/qa", N_("Quality review")), ("/qa/search", N_("Search calls"))),
     UNIT: (("/unit", N_("My orders")),),
+    access.KIOSK: (("/wallboard", N_("Wallboard")),),
 }
 ROLE_LABELS = {AGENT: N_("Agent"), SUP: N_("Supervisor"), ADMIN: N_("Administrator"), QA: N_("QA reviewer"),
-               UNIT: N_("Field unit")}
+               UNIT: N_("Field unit"), access.KIOSK: N_("Wallboard screen")}
 
 
 def landing(role: str) -> str:
@@ -372,3 +373,6 @@ def setup_routes(app: web.Application) -> None:
     from callcenter.pages import qa as qa_pages
 
     qa_pages.setup_routes(app)
+    # The live pages: the agent's desk, the wallboard (callcenter/pages/desk_http.py).
+    from callcenter.pages import desk_http
+    desk_http.setup_routes(app)

@@ -17,7 +17,8 @@ QA = "qa"                  # 质检
 SUPERVISOR = "supervisor"  # 值班长/运营
 ADMIN = "admin"
 UNIT = "unit"              # 责任单位 (field unit)
-ROLES = (AGENT, QA, SUPERVISOR, ADMIN, UNIT)
+KIOSK = "kiosk"            # 大屏终端: a wallboard screen, read-only, signed in by a token that does not expire
+ROLES = (AGENT, QA, SUPERVISOR, ADMIN, UNIT, KIOSK)
 
 _ALLOWED = "__callcenter_allowed_roles__"
 _PUBLIC = "__callcenter_public__"

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 import jinja2
@@ -101,16 +101,16 @@ class Today(api.Answer):
     abandoned: int
 
 
+class LiveView(api.Query):
+    view: Literal["all", "desk"] = "all"
+
+
 class LiveStats(api.Answer):
     waiting: int
     longest_wait_s: float
     queues: dict[str, Any]
     agents_by_state: dict[str, int]
     today: Today
-
-
-class StaticFile(api.Path):
-    name: api.Name
 
 
 HTML = "text/html"
@@ -235,15 +235,17 @@ async def live_stats(request: web.Request) -> web.Response:
     return web.json_response({**stats.live_figures(snapshot), "today": today})
 
 
-@access.allow(access.AGENT, access.SUPERVISOR, access.ADMIN)
-@api.route(summary="Live changes over a websocket (a snapshot first)", responses={101: None, 400: None})
-async def live_socket(request: web.Request) -> web.WebSocketResponse:
-    """A snapshot, then every change (as this user may see them) until the socket closes."""
+@access.allow(access.AGENT, access.SUPERVISOR, access.ADMIN, access.KIOSK)
+@api.route(summary="Live changes over a websocket (a snapshot first)", query=LiveView,
+           responses={101: None, 400: None})
+async def live_socket(request: web.Request, query: LiveView) -> web.WebSocketResponse:
+    """A snapshot, then every change (as this user may see them) until the socket closes;
+    ?view=desk: only what the agent's desk shows (web/sockets.py)."""
     user, credential = access.current_user(request), request[CREDENTIAL]
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
     sockets = request.app[LIVE_SOCKETS]
-    sock = sockets.add(ws, user, credential)   # before the snapshot: no change falls between
+    sock = sockets.add(ws, user, credential, query.view)   # before the snapshot: no change falls between
     pump: asyncio.Task[None] | None = None
     try:
         snapshot = snapshot_for(await request.app[LIVE].snapshot(), user)
@@ -261,40 +263,14 @@ async def live_socket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-@access.allow(access.SUPERVISOR, access.ADMIN)
-@api.route(summary="The wallboard page", responses={200: HTML})
-async def wallboard(request: web.Request) -> web.Response:
-    return page("wallboard.html", settings=request.app[SETTINGS], csrf_token=request.get(access.CSRF_TOKEN, ""))
-
-
-@access.allow(access.AGENT, access.SUPERVISOR, access.ADMIN)
-@api.route(summary="The agent page", responses={200: HTML})
-async def agent_page(request: web.Request) -> web.Response:
-    user = access.current_user(request)
-    return page("agent.html", user=user, csrf_token=request.get(access.CSRF_TOKEN, ""))
-
-
 @access.allow(access.ADMIN)
 @api.route(summary="Prometheus metrics", responses={200: "text/plain"})
 async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(METRICS), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-STATIC_DIR = Path(__file__).with_name("static")
-
-
-@access.public
-@api.route(summary="The pages' scripts and styles", path=StaticFile, responses={200: "application/octet-stream"})
-async def static(request: web.Request) -> web.StreamResponse:
-    name = request.match_info["name"]
-    path = STATIC_DIR / name
-    if "/" in name or name.startswith(".") or not path.is_file():
-        raise web.HTTPNotFound()
-    return web.FileResponse(path)
-
-
 @access.allow(*access.ROLES)
-@api.route(summary="To the wallboard or the agent page", responses={302: None})
+@api.route(summary="To the page of the signed-in role", responses={302: None})
 async def home(request: web.Request) -> web.StreamResponse:
     # Each role lands on its own page (callcenter/pages knows the pages of each role).
     from callcenter.pages.http import landing
@@ -377,10 +353,7 @@ def init_app(settings: Settings, *, sessionmaker: async_sessionmaker[AsyncSessio
     app.router.add_post("/api/password", change_password)
     app.router.add_get("/api/live/stats", live_stats)
     app.router.add_get("/ws/live", live_socket)
-    app.router.add_get("/wallboard", wallboard)
-    app.router.add_get("/agent", agent_page)
     app.router.add_get("/metrics", metrics)
-    app.router.add_get("/static/{name}", static)
     agents_http.setup_routes(app)
     for setup in route_setups:
         setup(app)

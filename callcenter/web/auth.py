@@ -44,6 +44,8 @@ WINDOW_S = 60
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+KIOSK_COOKIE = "cc_kiosk"   # a wallboard screen's token (callcenter/pages/desk_http.py: /kiosk)
+
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
                                "connect-src 'self' ws: wss:; frame-ancestors 'none'",
@@ -119,6 +121,13 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
             user, via_cookie = users.as_user(found[0]), True
             request[access.CSRF_TOKEN] = found[1].csrf_token
             request[CREDENTIAL] = Credential(found[0].id, "session", found[1].id_sha256)
+    elif KIOSK_COOKIE in request.cookies:
+        # A wallboard screen: its token, kept in a cookie by /kiosk, signs in only a kiosk user.
+        async with sessionmaker() as session:
+            row = await users.user_for_token(session, request.cookies[KIOSK_COOKIE])
+        if row is not None and row.role == access.KIOSK:
+            user = users.as_user(row)
+            request[CREDENTIAL] = Credential(row.id, "token", users.sha256(request.cookies[KIOSK_COOKIE]))
     request[access.USER] = user
     route_handler = request.match_info.handler
     if request.match_info.http_exception is not None:

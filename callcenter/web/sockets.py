@@ -44,6 +44,13 @@ AGENT_KINDS = frozenset({"agent", "queue", "engine", "call", "screen_pop"})
 
 def for_viewer(change: dict[str, Any], user: access.User) -> dict[str, Any] | None:
     """The change as this user may see it, or None when it is not for them."""
+    if user.role == access.KIOSK:   # a screen on the floor: no screen pops, no caller's number
+        if change.get("kind") == "screen_pop":
+            return None
+        data = change.get("data")
+        if change.get("kind") == "call" and isinstance(data, dict):
+            return {**change, "data": {k: v for k, v in data.items() if k != "caller"}}
+        return change
     if user.role != access.AGENT:
         return change
     kind = change.get("kind")
@@ -59,10 +66,21 @@ def for_viewer(change: dict[str, Any], user: access.User) -> dict[str, Any] | No
 
 
 def snapshot_for(snapshot: dict[str, Any], user: access.User) -> dict[str, Any]:
+    """The snapshot as this user may see it. The agents' latest screen pops are not in it, but
+    an agent's own is (`screen_pop`): a page that was away when the phone rang shows who calls."""
+    pops = snapshot.get("screen_pops") or {}
+    snapshot = {k: v for k, v in snapshot.items() if k != "screen_pops"}
+    if user.role == access.KIOSK:
+        calls = snapshot.get("calls") or {}
+        return {**snapshot, "calls": {k: {f: v for f, v in c.items() if f != "caller"} if isinstance(c, dict) else c
+                                      for k, c in calls.items()}}
     if user.role != access.AGENT:
         return snapshot
     calls = snapshot.get("calls") or {}
-    return {**snapshot, "calls": {k: _call_for(v, user) if isinstance(v, dict) else v for k, v in calls.items()}}
+    seen = {**snapshot, "calls": {k: _call_for(v, user) if isinstance(v, dict) else v for k, v in calls.items()}}
+    if user.agent_id is not None and isinstance(pops.get(user.agent_id), dict):
+        seen["screen_pop"] = pops[user.agent_id]
+    return seen
 
 
 def _call_for(call: dict[str, Any], user: access.User) -> dict[str, Any]:
@@ -70,6 +88,29 @@ def _call_for(call: dict[str, Any], user: access.User) -> dict[str, Any]:
     if user.agent_id is not None and call.get("agent_id") == user.agent_id:
         return call
     return {k: v for k, v in call.items() if k != "caller"}
+
+
+# A socket opened with ?view=desk (the agent's desk) gets only what the desk shows: the agent's
+# own state and screen pops, and the colleagues who become free or stop being free. Five hundred
+# desks then do not each receive every call's and every agent's every step.
+DESK = "desk"
+VIEWS = ("all", DESK)
+
+
+def _for_the_desk(change: dict[str, Any], user: access.User, flips: bool) -> bool:
+    kind = change.get("kind")
+    if kind == "screen_pop":
+        return True            # for_viewer keeps only the agent's own
+    if kind == "agent":
+        return flips or (user.agent_id is not None and change.get("id") == user.agent_id)
+    return False
+
+
+def _without_caller(change: dict[str, Any], seen: dict[str, Any]) -> bool:
+    """Whether `seen` is the change with only the caller's number taken out (one text for all who see that)."""
+    data, shown = change.get("data"), seen.get("data")
+    return (isinstance(data, dict) and isinstance(shown, dict) and "caller" not in shown
+            and shown == {k: v for k, v in data.items() if k != "caller"})
 
 
 @dataclass(frozen=True)
@@ -86,9 +127,10 @@ class LiveSocket:
     ws: web.WebSocketResponse
     user: access.User
     credential: Credential
-    queue: asyncio.Queue[dict[str, Any] | Close]
+    queue: asyncio.Queue[str | Close]     # changes as JSON text, then maybe a Close
     order: int = field(default_factory=lambda: next(_order))
     closing: Close | None = None
+    view: str = "all"     # "desk": only what the agent's desk shows (see DESK below)
 
 
 class LiveSockets:
@@ -98,10 +140,12 @@ class LiveSockets:
         self.per_user = per_user
         self.queue_size = queue_size
         self.open: set[LiveSocket] = set()
+        self.free: dict[str, bool] = {}    # agent id -> available, as the last change said
 
-    def add(self, ws: web.WebSocketResponse, user: access.User, credential: Credential) -> LiveSocket:
+    def add(self, ws: web.WebSocketResponse, user: access.User, credential: Credential, view: str = "all"
+            ) -> LiveSocket:
         """Keep a new socket; when the user has too many, close their oldest."""
-        sock = LiveSocket(ws, user, credential, asyncio.Queue(maxsize=self.queue_size))
+        sock = LiveSocket(ws, user, credential, asyncio.Queue(maxsize=self.queue_size), view=view)
         theirs = sorted((s for s in self.open if s.credential.user_id == credential.user_id and s.closing is None),
                         key=lambda s: s.order)
         for old in theirs[:max(0, len(theirs) + 1 - self.per_user)]:
@@ -136,16 +180,38 @@ class LiveSockets:
                                 SIGNED_OUT, reason)
 
     def publish(self, change: dict[str, Any]) -> None:
+        """Queue the change, as each viewer may see it, on every socket. A change has only a few
+        views (whole; a call without its caller's number), so each is written as JSON once and
+        the same text goes to every socket that sees it, not once per socket."""
+        texts: dict[object, str] = {}
+        flips = self._availability_flips(change)
         for sock in list(self.open):
             if sock.closing is not None:
+                continue
+            if sock.view == DESK and not _for_the_desk(change, sock.user, flips):
                 continue
             seen = for_viewer(change, sock.user)
             if seen is None:
                 continue
+            key: object = "whole" if seen is change else ("no caller" if _without_caller(change, seen) else id(seen))
+            text = texts.get(key)
+            if text is None:
+                text = texts[key] = json.dumps(seen, ensure_ascii=False, default=str)
             try:
-                sock.queue.put_nowait(seen)
+                sock.queue.put_nowait(text)
             except asyncio.QueueFull:
                 self.close(sock, TOO_SLOW, "too slow: reconnect for a fresh snapshot")
+
+    def _availability_flips(self, change: dict[str, Any]) -> bool:
+        """Whether an agent change makes the agent free or no longer free (what a desk's list
+        of colleagues to transfer to needs); kept per agent from the changes seen."""
+        if change.get("kind") != "agent":
+            return False
+        agent_id, data = str(change.get("id")), change.get("data")
+        free = isinstance(data, dict) and data.get("state") == "available"
+        was = self.free.get(agent_id)
+        self.free[agent_id] = free
+        return was is None or was != free
 
     async def pump(self, sock: LiveSocket) -> None:
         """Send the socket its queue until it is asked to close (run by its handler)."""
@@ -154,7 +220,7 @@ class LiveSockets:
             if isinstance(item, Close):
                 await sock.ws.close(code=item.code, message=item.reason.encode())
                 return
-            await sock.ws.send_str(json.dumps(item, ensure_ascii=False, default=str))
+            await sock.ws.send_str(item)
 
     async def follow(self, live: LiveSource, retry_s: float = 1.0) -> None:
         """The one subscription of this app: every change to every socket (until cancelled)."""

@@ -234,12 +234,17 @@ async def test_live_snapshot_shape_and_updates(redis_client: tuple[aioredis.Redi
                           "queues": ["general", "leak"], "call_id": "c1", "engine": "e1"}},
         "calls": {
             "c1": {"caller": "13900000000", "queue": "general", "state": "ringing", "since": NOW.isoformat(),
-                   "agent_id": "a1", "engine": "e1"},
+                   "agent_id": "a1", "priority": 0, "engine": "e1"},
             "c2": {"caller": "13700000000", "queue": "general", "state": "waiting", "since": NOW.isoformat(),
-                   "agent_id": None, "engine": "e1"},
+                   "agent_id": None, "priority": 0, "engine": "e1"},
         },
         "engines": {"e1": {"seen": NOW.isoformat()}, "e2": {"seen": (NOW + timedelta(seconds=1)).isoformat()}},
+        "screen_pops": {},
     }
+    # An agent's latest screen pop is kept (one per agent) for a page that was away when it rang.
+    await e1.publish_screen_pop("a1", {"call_id": "c1", "caller": "13900000000"})
+    await e1.publish_screen_pop("a1", {"call_id": "c3", "caller": "13900000001"})
+    assert (await e1.snapshot())["screen_pops"] == {"a1": {"call_id": "c3", "caller": "13900000001"}}
     out = acd.handle(ev.CallLeft("c2", 1.0))
     await e1.publish_changes(out, acd, NOW, 1.0)
     for _ in range(100):

@@ -173,7 +173,7 @@ async def test_agents_act_only_for_themselves(aiohttp_client, web_app) -> None:
     response = await client.post("/api/agents/1001/ready", headers=csrf)
     assert response.status == 409 and "on a call" in (await response.json())["error"]
     assert ("pause", "1001", "training") in agents.done
-    assert (await client.get("/wallboard")).status == 403
+    assert (await client.get("/metrics")).status == 403
 
 
 async def test_tokens_authenticate_api_calls(aiohttp_client, web_app) -> None:
@@ -220,13 +220,12 @@ async def test_websocket_pushes_live_changes(aiohttp_client, web_app) -> None:
 
 async def test_pages_redirect_to_login_and_login_form_works(aiohttp_client, web_app) -> None:
     client = await aiohttp_client(web_app[0])
-    response = await client.get("/wallboard", allow_redirects=False)
-    assert response.status == 302 and response.headers["Location"].startswith("/login")
-    form = await client.post("/login", data={"username": "sup", "password": "sup-password-1", "next": "/wallboard"},
+    response = await client.get("/metrics", allow_redirects=False)
+    assert response.status == 302 and response.headers["Location"] == "/login?next=/metrics"
+    form = await client.post("/login", data={"username": "sup", "password": "sup-password-1", "next": "/metrics"},
                              allow_redirects=False)
-    assert form.status == 302 and form.headers["Location"] == "/wallboard"
-    page = await client.get("/wallboard")
-    assert page.status == 200 and "实时监控" in await page.text()
+    assert form.status == 302 and form.headers["Location"] == "/metrics"
+    assert (await client.get("/api/live/stats")).status == 200   # signed in by the form's cookie
     evil = await client.post("/login", data={"username": "sup", "password": "sup-password-1",
                                              "next": "https://evil.example/"}, allow_redirects=False)
     assert evil.headers["Location"] == "/"
