@@ -2,6 +2,9 @@
 
     serve(settings): database (migrated) → Redis → live state → engine (AMI) → web server,
     until SIGINT/SIGTERM; then the web server, the engine and the connections close in order.
+    serve(settings, transcription_workers=1) also runs that many transcription workers in the
+    same process (`callcenter run` does, by `[transcription] workers_in_run`); a deployment
+    runs `callcenter worker` processes instead.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from callcenter.notices.service import NoticeService
 from callcenter.recording.service import RecordingService
 from callcenter.sms.wiring import start_sms
 from callcenter.web.app import init_app
-from callcenter.web.metrics import ami_connected
+from callcenter.web.metrics import AlertCounter, CallMetrics, HotlineMetrics
 from callcenter.web.users import seed_users
 from callcenter.workorders import http as workorders_http
 from callcenter.workorders import runner as workorders_runner
@@ -53,7 +56,25 @@ def domain_routes() -> list[Any]:
     return setups
 
 
-async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+WORKER_RETRY_S = 5.0
+WORKERS_STOP_S = 30.0
+
+
+async def transcription_worker(settings: Settings, stop: asyncio.Event, consumer: str) -> None:
+    """A transcription worker inside the hotline's process, until `stop`. A failure (no Vosk
+    model, Redis gone) is logged and the worker starts again a little later; calls go on."""
+    from callcenter.recording.worker import run_worker
+
+    while not stop.is_set():
+        try:
+            await run_worker(settings, stop, consumer=consumer)
+        except Exception:
+            log.exception("transcription worker %s stopped; starting again in %.0f s", consumer, WORKER_RETRY_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), WORKER_RETRY_S)
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None, *, transcription_workers: int = 0) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -69,24 +90,27 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     live = LiveState(redis, settings.redis.prefix, engine_id)
     recordings = RecordingService(redis, settings.redis.prefix, settings.transcription.stream,
                                   settings.transcription.group)
-    sinks = [LiveChannelSink(redis, settings.redis.prefix), WebhookSink(settings.workorders.webhooks)]
+    metrics = HotlineMetrics()
+    sinks = [LiveChannelSink(redis, settings.redis.prefix), WebhookSink(settings.workorders.webhooks),
+             AlertCounter(metrics)]
     workorders = WorkOrderService(sessionmaker, load_categories(settings.workorders.categories_file or None),
                                   settings.hotline.timezone, sinks=sinks)
     followups = FollowUpService(sessionmaker, workorders)
     notices = NoticeService(sessionmaker, settings.paths.prompts_dir, settings.hotline.timezone, settings.ivr.voice,
                             settings.ivr.speed_wpm)
-    engine = Engine(settings, sessionmaker, menu, live=live, engine_id=engine_id, hooks=[recordings, workorders],
-                    notices=notices.notice_for)
+    engine = Engine(settings, sessionmaker, menu, live=live, engine_id=engine_id,
+                    hooks=[recordings, workorders, CallMetrics(metrics, sessionmaker)], notices=notices.notice_for)
+    metrics.follow_engine(engine.acd, [q.name for q in settings.queues], lambda: engine.connection.connected)
+    metrics.follow_transcription(recordings.queue.backlog)
     shared = SharedHotline(engine, live)
     dialer = FollowUpCalls(engine, followups)
     await seed_users(sessionmaker, settings, datetime.now(UTC))
 
     async def ami_status() -> dict[str, Any]:
-        ami_connected.set(1 if engine.connection.connected else 0)
         return {"ok": engine.connection.connected, "calls": len(engine.sessions)}
 
     app = init_app(settings, sessionmaker=sessionmaker, redis=redis, live=live, agent_control=engine,
-                   route_setups=domain_routes(), ami_status=ami_status)
+                   route_setups=domain_routes(), ami_status=ami_status, metrics=metrics)
     app[workorders_http.ORDERS], app[workorders_http.FOLLOWUPS] = workorders, followups
     app[notices_http.NOTICES] = notices
     sms = start_sms(settings, sessionmaker, app, stop, orders=workorders, followups=followups, notices=notices)
@@ -94,11 +118,14 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     await runner.setup()
     site = web.TCPSite(runner, settings.web.host, settings.web.port)
     duties: asyncio.Task[None] | None = None
+    workers: list[asyncio.Task[None]] = []
     try:
         await engine.start()
         await site.start()
         duties = asyncio.create_task(workorders_runner.run(settings, workorders, followups, dialer, stop,
                                                                 lead=shared.lead))
+        workers = [asyncio.create_task(transcription_worker(settings, stop, f"{engine_id}-transcriber-{n + 1}"),
+                                       name=f"transcriber-{n + 1}") for n in range(transcription_workers)]
         log.info("hotline running: web on http://%s:%s/", settings.web.host, settings.web.port)
         await stop.wait()
     finally:
@@ -106,6 +133,13 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         stop.set()
         if duties is not None:
             await duties
+        if workers:
+            # A worker finishes the recording it is on (its job is acknowledged); one still
+            # decoding after WORKERS_STOP_S is cancelled and its job is taken again later.
+            _, late = await asyncio.wait(workers, timeout=WORKERS_STOP_S)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
         if sms is not None:
             await sms
         await runner.cleanup()
