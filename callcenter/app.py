@@ -34,7 +34,7 @@ from callcenter.web.metrics import AlertCounter, CallMetrics, HotlineMetrics
 from callcenter.web.users import seed_users
 from callcenter.workorders import http as workorders_http
 from callcenter.workorders import runner as workorders_runner
-from callcenter.workorders.alerts import LiveChannelSink, WebhookSink
+from callcenter.workorders.alerts import AlertSink, LiveChannelSink, WebhookSink
 from callcenter.workorders.categories import load_categories
 from callcenter.workorders.followups import FollowUpService
 from callcenter.workorders.service import WorkOrderService
@@ -91,8 +91,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None, *, transc
     recordings = RecordingService(redis, settings.redis.prefix, settings.transcription.stream,
                                   settings.transcription.group)
     metrics = HotlineMetrics()
-    sinks = [LiveChannelSink(redis, settings.redis.prefix), WebhookSink(settings.workorders.webhooks),
-             AlertCounter(metrics)]
+    sinks: list[AlertSink] = [LiveChannelSink(redis, settings.redis.prefix), WebhookSink(settings.workorders.webhooks),
+                              AlertCounter(metrics)]
     workorders = WorkOrderService(sessionmaker, load_categories(settings.workorders.categories_file or None),
                                   settings.hotline.timezone, sinks=sinks)
     followups = FollowUpService(sessionmaker, workorders)

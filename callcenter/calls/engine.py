@@ -525,13 +525,14 @@ class Engine:
         the outage running in their area, to the agent whose phone rings now (calls/screen_pop.py).
         A database that fails still pops the caller's number."""
         assert self.live is not None
-        call = {"call_id": session.call_id, "caller": session.caller_number, "name": session.caller_name,
-                "queue": session.queue, "category": session.category}
+        data: dict[str, Any] = {"call_id": session.call_id, "caller": session.caller_number,
+                                "name": session.caller_name, "queue": session.queue, "category": session.category}
         try:
-            data = await self.screen_pops.build(**call, now=self.clock.now())
+            data = await self.screen_pops.build(call_id=session.call_id, caller=session.caller_number,
+                                                name=session.caller_name, queue=session.queue,
+                                                category=session.category, now=self.clock.now())
         except Exception as exc:
             log.error("call=%s screen pop for %s: %s", session.call_id, agent_id, exc)
-            data = dict(call)
         for hook in self.hooks:
             extra = getattr(hook, "screen_pop", None)
             if extra is not None:

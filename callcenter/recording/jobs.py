@@ -89,6 +89,6 @@ class TranscriptionQueue:
             if lag is None:   # Redis cannot tell (entries were deleted): count what follows the last delivered
                 last = group.get("last-delivered-id")
                 last = last.decode() if isinstance(last, bytes) else str(last)
-                lag = len(await self.redis.xrange(self.stream, f"({last}", "+"))
+                lag = len(await self.redis.xrange(self.stream, f"({last}", "+") or [])
             return int(lag) + int(group.get("pending") or 0)
         return await self.redis.xlen(self.stream)   # no worker has made the group yet: every job waits
