@@ -3,7 +3,9 @@
     build_hotline(settings): an async context manager that opens database (migrated) → Redis →
     live state → the domains → engine (AMI) → web server → SMS sender → duties, and closes them
     in the reverse order. `serve` (what `callcenter run` runs), the real-Asterisk tests and the
-    benchmarks all run the hotline it builds.
+    benchmarks all run the hotline it builds. With `transcription_workers=N` it also runs that
+    many transcription workers in the same process (`callcenter run` does, by `[transcription]
+    workers_in_run`); a deployment runs `callcenter worker` processes instead.
 """
 from __future__ import annotations
 
@@ -33,16 +35,18 @@ from callcenter.notices.service import NoticeService
 from callcenter.recording.service import RecordingService
 from callcenter.sms.wiring import start_sms
 from callcenter.web.app import init_app
-from callcenter.web.metrics import ami_connected
+from callcenter.web.metrics import AlertCounter, CallMetrics, HotlineMetrics
 from callcenter.web.users import seed_users
 from callcenter.workorders import http as workorders_http
 from callcenter.workorders import runner as workorders_runner
-from callcenter.workorders.alerts import LiveChannelSink, WebhookSink
+from callcenter.workorders.alerts import AlertSink, LiveChannelSink, WebhookSink
 from callcenter.workorders.categories import load_categories
 from callcenter.workorders.followups import FollowUpService
 from callcenter.workorders.service import WorkOrderService
 
 log = logging.getLogger(__name__)
+WORKER_RETRY_S = 5.0
+WORKERS_STOP_S = 30.0
 
 
 def domain_routes() -> list[Any]:
@@ -75,6 +79,7 @@ class Hotline:
     notices: NoticeService
     recordings: RecordingService
     app: web.Application
+    metrics: HotlineMetrics
     stop: asyncio.Event
 
     @property
@@ -83,7 +88,8 @@ class Hotline:
 
 
 @asynccontextmanager
-async def build_hotline(settings: Settings, stop: asyncio.Event | None = None) -> AsyncIterator[Hotline]:
+async def build_hotline(settings: Settings, stop: asyncio.Event | None = None, *,
+                        transcription_workers: int = 0) -> AsyncIterator[Hotline]:
     """Open the hotline's resources in order — database (migrated), Redis, live state, the
     domains, the engine (AMI), the web server, the SMS gateway's sender and the once-only duties
     — and close them in the reverse order when the block ends (or `stop` is set and the block
@@ -101,24 +107,27 @@ async def build_hotline(settings: Settings, stop: asyncio.Event | None = None) -
         live = LiveState(redis, settings.redis.prefix, engine_id)
         recordings = RecordingService(redis, settings.redis.prefix, settings.transcription.stream,
                                       settings.transcription.group)
-        sinks = [LiveChannelSink(redis, settings.redis.prefix), WebhookSink(settings.workorders.webhooks)]
+        metrics = HotlineMetrics()
+        sinks: list[AlertSink] = [LiveChannelSink(redis, settings.redis.prefix),
+                                  WebhookSink(settings.workorders.webhooks), AlertCounter(metrics)]
         workorders = WorkOrderService(sessionmaker, load_categories(settings.workorders.categories_file or None),
                                       settings.hotline.timezone, sinks=sinks)
         followups = FollowUpService(sessionmaker, workorders)
         notices = NoticeService(sessionmaker, settings.paths.prompts_dir, settings.hotline.timezone,
                                 settings.ivr.voice, settings.ivr.speed_wpm)
         engine = Engine(settings, sessionmaker, menu, live=live, engine_id=engine_id,
-                        hooks=[recordings, workorders], notices=notices.notice_for)
+                        hooks=[recordings, workorders, CallMetrics(metrics, sessionmaker)], notices=notices.notice_for)
+        metrics.follow_engine(engine.acd, [q.name for q in settings.queues], lambda: engine.connection.connected)
+        metrics.follow_transcription(recordings.queue.backlog)
         shared = SharedHotline(engine, live)
         dialer = FollowUpCalls(engine, followups)
         await seed_users(sessionmaker, settings, datetime.now(UTC))
 
         async def ami_status() -> dict[str, Any]:
-            ami_connected.set(1 if engine.connection.connected else 0)
             return {"ok": engine.connection.connected, "calls": len(engine.sessions)}
 
         app = init_app(settings, sessionmaker=sessionmaker, redis=redis, live=live, agent_control=engine,
-                       route_setups=domain_routes(), ami_status=ami_status)
+                       route_setups=domain_routes(), ami_status=ami_status, metrics=metrics)
         app[workorders_http.ORDERS], app[workorders_http.FOLLOWUPS] = workorders, followups
         app[notices_http.NOTICES] = notices
         await engine.start()
@@ -134,12 +143,39 @@ async def build_hotline(settings: Settings, stop: asyncio.Event | None = None) -
         duties = asyncio.create_task(workorders_runner.run(settings, workorders, followups, dialer, stop,
                                                            lead=shared.lead), name="duties")
         opened.push_async_callback(_finish, duties)
+        workers = [asyncio.create_task(transcription_worker(settings, stop, f"{engine_id}-transcriber-{n + 1}"),
+                                       name=f"transcriber-{n + 1}") for n in range(transcription_workers)]
+        if workers:
+            opened.push_async_callback(_finish_workers, workers)
         opened.callback(stop.set)          # closes first: the tasks above end on it
         log.info("hotline running: web on http://%s:%s/", settings.web.host, settings.web.port)
         yield Hotline(settings=settings, sessionmaker=sessionmaker, redis=redis, live=live, engine=engine,
                       shared=shared, workorders=workorders, followups=followups, dialer=dialer, notices=notices,
-                      recordings=recordings, app=app, stop=stop)
+                      recordings=recordings, app=app, metrics=metrics, stop=stop)
         log.info("shutting down")
+
+
+async def transcription_worker(settings: Settings, stop: asyncio.Event, consumer: str) -> None:
+    """A transcription worker inside the hotline's process, until `stop`. A failure (no Vosk
+    model, Redis gone) is logged and the worker starts again a little later; calls go on."""
+    from callcenter.recording.worker import run_worker
+
+    while not stop.is_set():
+        try:
+            await run_worker(settings, stop, consumer=consumer)
+        except Exception:
+            log.exception("transcription worker %s stopped; starting again in %.0f s", consumer, WORKER_RETRY_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), WORKER_RETRY_S)
+
+
+async def _finish_workers(workers: list[asyncio.Task[None]]) -> None:
+    """A worker finishes the recording it is on (its job is acknowledged); one still decoding
+    after WORKERS_STOP_S is cancelled and its job is taken again later."""
+    _, late = await asyncio.wait(workers, timeout=WORKERS_STOP_S)
+    for task in late:
+        task.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)
 
 
 async def _finish(task: asyncio.Task[Any]) -> None:
@@ -150,12 +186,12 @@ async def _finish(task: asyncio.Task[Any]) -> None:
         log.exception("%s ended with an error", task.get_name())
 
 
-async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def serve(settings: Settings, stop: asyncio.Event | None = None, *, transcription_workers: int = 0) -> None:
     """The hotline until SIGINT/SIGTERM (or `stop`)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    async with build_hotline(settings, stop):
+    async with build_hotline(settings, stop, transcription_workers=transcription_workers):
         await stop.wait()

@@ -1,7 +1,9 @@
 """The `callcenter` command.
 
     callcenter init                 write var/callcenter.toml with random secrets (once)
-    callcenter run                  Asterisk, the engine and the web server, until Ctrl-C
+    callcenter run                  Asterisk, the engine, the web server and a transcription worker, until Ctrl-C
+    callcenter serve                the engine and the web server only (a deployment: Asterisk elsewhere,
+                                    `callcenter worker` processes for the transcripts)
     callcenter asterisk render      write Asterisk's configs from the settings
     callcenter prompts build        render the IVR prompts with espeak-ng (cached)
     callcenter agent login 1001     agent state through the running engine's HTTP API
@@ -257,8 +259,21 @@ The hotline is running.
   softphone:  register as one of your agents (see var/callcenter.toml) at this machine, UDP 5060
   agent:      .venv/bin/callcenter agent login 1001      (then: pause 1001 --reason break, ready 1001)
   test call:  .venv/bin/callcenter call --keys 2         (presses 2 = leak; rings the logged-in agent)
+  transcripts: {settings.transcription.workers_in_run} worker(s) in this process ([transcription] workers_in_run)
 Ctrl-C (or SIGTERM) stops the engine{" and its Asterisk" if not args.no_asterisk else ""}.
 """, flush=True)
+    try:
+        asyncio.run(serve(settings, transcription_workers=settings.transcription.workers_in_run))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """One engine of a deployment: Asterisk runs elsewhere, transcripts are `callcenter worker`'s."""
+    from callcenter.app import serve
+
+    settings = _settings(args)
     try:
         asyncio.run(serve(settings))
     except KeyboardInterrupt:
@@ -287,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("run", help="run the hotline")
     p.add_argument("--no-asterisk", action="store_true", help="Asterisk runs elsewhere")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("serve", help="the engine and the web server (Asterisk and transcription workers elsewhere)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("asterisk", help="Asterisk's configs and the local Asterisk")
     p.add_argument("action", choices=["render", "start", "stop"])

@@ -157,6 +157,9 @@ class TranscriptionSettings(Section):
     skip_silence: bool = True
     voice_above_floor_db: float = Field(default=12.0, gt=0, le=40)
     voice_pad_s: float = Field(default=0.3, ge=0, le=2)
+    # Transcription workers `callcenter run` starts in its own process (0: none; run
+    # `callcenter worker` processes instead, as `callcenter serve` deployments do).
+    workers_in_run: int = Field(default=1, ge=0, le=8)
 
 
 class WorkOrderSettings(Section):

@@ -118,3 +118,32 @@ async def test_without_redis_the_engine_still_takes_its_calls_and_rings_its_agen
     finally:
         await shared.stop()
         await dead.aclose()
+
+
+async def test_a_stop_that_lands_in_a_tick_which_swallows_it_still_stops(settings: Settings) -> None:
+    """Python 3.11's wait_for (and timeouts inside libraries) can swallow a cancellation that
+    arrives as the awaited call completes; the tick loop must still end, or the engine's stop hangs."""
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    engine = CoreOnly("e1", settings)
+    shared = SharedHotline(engine, LiveState(client, settings.redis.prefix, "e1"))  # type: ignore[arg-type]
+    await shared.start()
+    in_tick = asyncio.Event()
+
+    async def swallowing_tick() -> None:
+        in_tick.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            pass
+
+    shared.tick = swallowing_tick  # type: ignore[method-assign]
+    try:
+        await asyncio.wait_for(in_tick.wait(), 10)
+        stopping = asyncio.create_task(shared.stop())
+        await asyncio.wait({stopping}, timeout=10)
+        assert stopping.done(), "the shared-state tick loop never ended: the engine's stop would hang"
+    finally:
+        keys = [k async for k in client.scan_iter(match=settings.redis.prefix + "*", count=500)]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()

@@ -38,6 +38,7 @@ from callcenter.calls.core import Adoption
 from callcenter.calls.dial_policy import DialPolicy
 from callcenter.calls.models import Call
 from callcenter.calls.outbound import CallbackCalls
+from callcenter.calls.screen_pop import ScreenPops
 from callcenter.calls.session import CONSULT, CallSession, Consult, Transfer
 from callcenter.calls.store import CallStore
 from callcenter.clock import Clock, SystemClock
@@ -75,6 +76,7 @@ class Engine:
         self.engine_id = engine_id or f"{socket.gethostname()}-{os.getpid()}"
         self.menu = menu
         self.store = CallStore(sessionmaker)
+        self.screen_pops = ScreenPops(sessionmaker)
         self.policy = RoutingPolicy.from_settings(settings)
         self.acd = Acd(self.policy)
         self.live = live
@@ -524,11 +526,18 @@ class Engine:
         self._session_tasks[session.call_id] = self.tasks.spawn(session.run(script), name=f"call-{session.call_id}")
 
     async def _screen_pop(self, agent_id: str, session: CallSession) -> None:
-        """Who is calling and their last calls, to the agent whose phone rings now."""
+        """Who is calling (customer, account, address), their open orders and last calls, and
+        the outage running in their area, to the agent whose phone rings now (calls/screen_pop.py).
+        A database that fails still pops the caller's number."""
         assert self.live is not None
-        data = {"call_id": session.call_id, "caller": session.caller_number, "name": session.caller_name,
-                "queue": session.queue, "category": session.category,
-                "last_calls": await self.store.last_calls(session.caller_number, exclude=session.call_id)}
+        data: dict[str, Any] = {"call_id": session.call_id, "caller": session.caller_number,
+                                "name": session.caller_name, "queue": session.queue, "category": session.category}
+        try:
+            data = await self.screen_pops.build(call_id=session.call_id, caller=session.caller_number,
+                                                name=session.caller_name, queue=session.queue,
+                                                category=session.category, now=self.clock.now())
+        except Exception as exc:
+            log.error("call=%s screen pop for %s: %s", session.call_id, agent_id, exc)
         for hook in self.hooks:
             extra = getattr(hook, "screen_pop", None)
             if extra is not None:

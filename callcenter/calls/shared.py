@@ -145,6 +145,7 @@ class SharedHotline:
                 self._writes.task_done()
 
     async def _tick_loop(self) -> None:
+        me = asyncio.current_task()
         while True:
             await asyncio.sleep(1.0)
             try:
@@ -154,6 +155,10 @@ class SharedHotline:
                           self.me, exc)
             except Exception:
                 log.exception("engine %s: shared-state tick failed", self.me)
+            if me is not None and me.cancelling():
+                # The stop came mid-tick and a timeout inside swallowed it (Python 3.11's wait_for
+                # can): honour it, or the engine's stop waits for this loop forever.
+                raise asyncio.CancelledError
 
     async def tick(self) -> None:
         r = self.reservations

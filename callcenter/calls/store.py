@@ -103,14 +103,3 @@ class CallStore:
                 .order_by(Call.arrived_at.desc()).limit(1)
             )
             return row.scalar_one_or_none()
-
-    async def last_calls(self, caller_number: str, exclude: str | None = None, limit: int = 5) -> list[dict[str, Any]]:
-        """A caller's latest calls, newest first (for the agent's screen pop)."""
-        if not caller_number:
-            return []
-        async with self.sessionmaker() as session:
-            rows = await session.execute(
-                select(Call).where(Call.caller_number == caller_number, Call.id != (exclude or ""))
-                .order_by(Call.arrived_at.desc()).limit(limit))
-            return [{"call_id": c.id, "arrived_at": c.arrived_at.isoformat(), "category": c.category,
-                     "agent_id": c.agent_id, "disposition": c.disposition} for c in rows.scalars()]

@@ -73,3 +73,22 @@ class TranscriptionQueue:
     async def pending(self) -> int:
         info = await self.redis.xpending(self.stream, self.group)
         return int(info["pending"]) if info else 0
+
+    async def backlog(self) -> int:
+        """Recordings still waiting for their transcript: not yet taken by a worker (the group's
+        lag) plus taken and not yet acknowledged (pending). 0 before the first job."""
+        try:
+            groups = await self.redis.xinfo_groups(self.stream)
+        except ResponseError:
+            return 0   # no stream yet
+        for group in groups:
+            name = group.get("name")
+            if (name.decode() if isinstance(name, bytes) else name) != self.group:
+                continue
+            lag = group.get("lag")
+            if lag is None:   # Redis cannot tell (entries were deleted): count what follows the last delivered
+                last = group.get("last-delivered-id")
+                last = last.decode() if isinstance(last, bytes) else str(last)
+                lag = len(await self.redis.xrange(self.stream, f"({last}", "+") or [])
+            return int(lag) + int(group.get("pending") or 0)
+        return await self.redis.xlen(self.stream)   # no worker has made the group yet: every job waits

@@ -42,7 +42,7 @@ from callcenter.web.keys import (
     AgentControl,
     LiveSource,
 )
-from callcenter.web.metrics import METRICS
+from callcenter.web.metrics import HotlineMetrics
 from callcenter.web.sockets import LiveSockets, snapshot_for
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).wit
                                autoescape=True)
 LIVE_SOCKETS = web.AppKey("live_sockets", LiveSockets)
 LIMITER = web.AppKey("limiter", LoginLimiter)
+METRICS = web.AppKey("metrics", HotlineMetrics)
 # argon2 hashes and checks: a few threads, never the event loop that drives live calls.
 PASSWORD_POOL = web.AppKey("password_pool", Executor)
 PASSWORD_THREADS = 2
@@ -265,8 +266,10 @@ async def live_socket(request: web.Request, query: LiveView) -> web.WebSocketRes
 
 @access.allow(access.ADMIN)
 @api.route(summary="Prometheus metrics", responses={200: "text/plain"})
-async def metrics(request: web.Request) -> web.Response:
-    return web.Response(body=generate_latest(METRICS), headers={"Content-Type": CONTENT_TYPE_LATEST})
+async def prometheus_metrics(request: web.Request) -> web.Response:
+    figures = request.app[METRICS]
+    await figures.refresh()
+    return web.Response(body=generate_latest(figures.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 @access.allow(*access.ROLES)
@@ -330,7 +333,7 @@ async def _live_fanout(app: web.Application) -> AsyncIterator[None]:
 def init_app(settings: Settings, *, sessionmaker: async_sessionmaker[AsyncSession], redis: aioredis.Redis,
              live: LiveSource, agent_control: AgentControl | None = None,
              route_setups: Sequence[Callable[[web.Application], None]] = (),
-             ami_status: Callable[[], Any] | None = None) -> web.Application:
+             ami_status: Callable[[], Any] | None = None, metrics: HotlineMetrics | None = None) -> web.Application:
     if settings.web.secret_key is None:
         raise ValueError("web.secret_key: required (run `callcenter init`)")
     app = web.Application(middlewares=[security_headers, authenticate], client_max_size=2 * 1024 * 1024)
@@ -339,6 +342,7 @@ def init_app(settings: Settings, *, sessionmaker: async_sessionmaker[AsyncSessio
     app[REDIS] = redis
     app[LIVE] = live
     app[LIVE_SOCKETS] = LiveSockets(settings.web.live_sockets_per_user)
+    app[METRICS] = metrics or HotlineMetrics()   # the hotline's own registry (web/metrics.py)
     app[LIMITER] = limiter_for(app)
     if agent_control is not None:
         app[AGENT_CONTROL] = agent_control
@@ -353,7 +357,7 @@ def init_app(settings: Settings, *, sessionmaker: async_sessionmaker[AsyncSessio
     app.router.add_post("/api/password", change_password)
     app.router.add_get("/api/live/stats", live_stats)
     app.router.add_get("/ws/live", live_socket)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", prometheus_metrics)
     agents_http.setup_routes(app)
     for setup in route_setups:
         setup(app)

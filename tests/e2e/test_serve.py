@@ -9,6 +9,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from callcenter.app import serve
 from callcenter.config import load_settings
@@ -75,6 +76,25 @@ async def test_the_wired_hotline_takes_a_call_and_its_order_is_worked_over_http(
                 assert r.status == 200, await r.text()
                 assert (await r.json())["order"]["state"] == "acknowledged"
             await expect_ok(agent)
+
+            async def counted() -> dict[str, float]:
+                async with http.get(f"{base}/metrics", headers=admin) as r:
+                    assert r.status == 200, await r.text()
+                    return {f"{s.name}{sorted(s.labels.items())}": s.value
+                            for f in text_string_to_metric_families(await r.text()) for s in f.samples}
+
+            async def call_counted() -> bool:
+                return counted_answered(await counted()) == 1
+
+            def counted_answered(figures: dict[str, float]) -> float:
+                return sum(v for k, v in figures.items()
+                           if k.startswith("callcenter_calls_total[") and "('outcome', 'answered')" in k)
+
+            await wait_until(call_counted, 20, "/metrics counts the answered call")
+            figures = await counted()
+            assert figures["callcenter_ami_connected[]"] == 1
+            assert figures["callcenter_answer_latency_seconds_count[]"] == 1
+            assert sum(v for k, v in figures.items() if k.startswith("callcenter_time_to_agent_seconds_count[")) == 1
     finally:
         stop.set()
         await asyncio.wait_for(hotline, 30)

@@ -7,6 +7,7 @@ import contextlib
 import pytest
 
 from callcenter.sipp import Key, caller_scenario, expect_ok
+from callcenter.workorders.models import Customer
 from tests.e2e.conftest import Hotline, wait_until
 from tests.e2e.test_spine import MENU_KEY_AFTER_MS, start_agent, start_caller
 
@@ -79,6 +80,8 @@ async def test_the_agent_gets_a_screen_pop_with_the_callers_last_calls(hotline: 
         return any(count for _, count in await client.pubsub_numsub(live.channel))
 
     await wait_until(subscribed, 5, "the listener follows the live channel")
+    async with line.sessionmaker() as session, session.begin():
+        session.add(Customer(number="13700000007", account="W-7", name="张先生", address="东区7号", area="east"))
     await line.engine.login("1003")
     agent = await start_agent(line, "1003", hangup_after_ms=1500, calls=2)
     for n in range(2):
@@ -87,12 +90,22 @@ async def test_the_agent_gets_a_screen_pop_with_the_callers_last_calls(hotline: 
         await line.closed_calls(n + 1, timeout=45)
         await expect_ok(caller, 30)
         await wait_until(lambda: line.agent_state("1003") == "available", 15, "1003 free again")
+
+        async def drafted(n: int = n) -> bool:
+            return len(await line.work_orders()) == n + 1
+
+        await wait_until(drafted, 15, "the call's work order is drafted")
     listener.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await listener
     assert len(pops) == 2 and all(p["id"] == "1003" for p in pops)
     assert pops[0]["data"]["caller"] == "13700000007" and pops[0]["data"]["last_calls"] == []
     assert [c["agent_id"] for c in pops[1]["data"]["last_calls"]] == ["1003"]
+    first, second = pops[0]["data"], pops[1]["data"]
+    assert (first["customer_name"], first["account"], first["address"]) == ("张先生", "W-7", "东区7号")
+    assert first["open_orders"] == [] and first["outage"] is None
+    # The first call's order is still open: the second pop shows it, with its owner (首问负责制).
+    assert [(o["owner"], o["state"]) for o in second["open_orders"]] == [("1003", "accepted")]
     await expect_ok(agent)   # its two calls
     await line.no_channels_left()
 
