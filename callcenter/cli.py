@@ -266,6 +266,11 @@ Ctrl-C (or SIGTERM) stops the engine{" and its Asterisk" if not args.no_asterisk
         asyncio.run(serve(settings, transcription_workers=settings.transcription.workers_in_run))
     except KeyboardInterrupt:
         pass
+    finally:
+        if not args.no_asterisk:
+            # The Asterisk this command started (or reused) goes with it: the next `make run`
+            # finds a clean root. After a crash the next run reuses or replaces what is left.
+            cmd_asterisk(argparse.Namespace(config=args.config, action="stop"))
     return 0
 
 
@@ -278,11 +283,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         asyncio.run(serve(settings))
     except KeyboardInterrupt:
         pass
-    finally:
-        if not args.no_asterisk:
-            # The Asterisk this command started (or reused) goes with it: the next `make run`
-            # finds a clean root. After a crash the next run reuses or replaces what is left.
-            cmd_asterisk(argparse.Namespace(config=args.config, action="stop"))
     return 0
 
 
