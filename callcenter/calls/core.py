@@ -29,7 +29,9 @@ class Phase(StrEnum):
     RINGING = "ringing"
     TALKING = "talking"
     SURVEY = "survey"
+    LEAVING = "leaving"          # the engine hung the caller up; waiting for the channel to go
     ENDED = "ended"
+    HANDED_OVER = "handed_over"  # another engine carries the call on; its record stays open
 
 
 class IllegalPhase(Exception):
