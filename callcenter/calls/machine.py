@@ -10,15 +10,21 @@ phase takes.
 Rules
 -----
 - A call arrives, is answered, walks the IVR (ivr/flow.py steps it), waits in a queue with
-  music on hold, rings the agents the ACD names one after another, talks to one agent, may
-  stay for the survey after the agent hangs up, and ends. A caller may hang up in any phase.
+  music on hold, rings the agents the ACD names, talks to one agent, may stay for the survey
+  after the agent hangs up, and ends. A caller may hang up in any phase.
+- The RingAgents the ACD issues for a call at once (ring_all: up to ring_all_max) ring in one
+  Dial: the first phone to answer gets the caller, and Asterisk stops the others; each
+  phone's attempt ends once (answered, not answered, called off).
 - The caller's channel runs one AGI command at a time. While the machine waits for the
   result of one (`awaiting`), what the ACD asks for the waiting caller (ring, announce,
   offer a callback) waits in the machine's inbox, in order; it is taken when the caller is
   waiting again with the channel free. Overflow is news at any time: the record follows it.
-- A ring that is not answered puts the caller back to waiting; the ACD keeps their place and
-  is told why (AgentRingFailed). A ring the ACD called off (CancelRing) is hung up, and the
-  ACD is told nothing about it: it has already moved on.
+- A phone that does not take the call (busy, unavailable, not answered) is told to the ACD
+  at once (AgentRingFailed; the other phones of a ring_all ring on); "CANCEL" is not the
+  agent's failure (the caller left, or another phone answered). When Dial comes back with
+  nobody on the line the caller waits again; the ACD keeps their place. A ring the ACD
+  called off (CancelRing) has that leg hung up, and the ACD is told nothing about it: it has
+  already moved on.
 - Who hung up first is decided once, by the first of the two parties to leave the talk. In
   a talk the engine dialled, Dial's own result tells it (Asterisk reports the agent's leg
   going before the caller's channel even when the caller left, so the order of hang-ups
@@ -185,7 +191,8 @@ class AcdSays:
     """A command of the ACD for this call: RingAgent, CancelRing, AnnouncePosition,
     OfferCallback or Overflow."""
 
-    command: acd_cmd.RingAgent | acd_cmd.CancelRing | acd_cmd.AnnouncePosition | acd_cmd.OfferCallback | acd_cmd.Overflow
+    command: (RingGroup | acd_cmd.RingAgent | acd_cmd.CancelRing | acd_cmd.AnnouncePosition | acd_cmd.OfferCallback
+              | acd_cmd.Overflow)
 
 
 @dataclass(frozen=True)
@@ -238,7 +245,7 @@ Event = (Arrived | Answered | NoticeFound | DigitCollected | PromptPlayed | Queu
          | DialReturned | DialRefused | HungUp | ChannelGone | AmiLost | CommandFailed | GoneDuringOutage
          | TimerFired | Stopping | AcdSays | TransferAsked | ConsultAsked | ConsultFailed | ConsultRinging
          | ConsultDialEnded | Adopted)
-EVENTS: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]
+EVENTS: tuple[type, ...] = Event.__args__
 
 # ====================================================================== commands
 
@@ -277,10 +284,11 @@ class StopMusic:
 
 @dataclass(frozen=True)
 class Dial:
-    """Ring the agent's phone; the talk runs inside (→ DialReturned, or DialRefused)."""
+    """Ring the agents' phones at once (one, or ring_all's several: the first to answer gets
+    the caller and Asterisk stops the others); the talk runs inside (→ DialReturned, or
+    DialRefused)."""
 
-    agent_id: str
-    endpoint: str
+    endpoints: tuple[str, ...]
     timeout_s: int
 
 
@@ -407,13 +415,21 @@ CHANNEL_COMMANDS = (Answer, Collect, Play, StartMusic, StopMusic, Dial)
 
 @dataclass(frozen=True)
 class Ring:
-    """The agent being rung."""
+    """One agent's phone rung for the call (ring_all rings several at once in one Dial).
+    `done`: the ring's attempt is ended (answered, not answered, or called off)."""
 
     agent_id: str
     endpoint: str
     channel: str | None = None
-    status: str | None = None
     cancelled: bool = False
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class RingGroup:
+    """The RingAgents the ACD issued for one call at once (ring_all: several; else one)."""
+
+    rings: tuple[acd_cmd.RingAgent, ...]
 
 
 @dataclass(frozen=True)
@@ -456,7 +472,7 @@ class CallMachine:
         self.category: str | None = None
         self.agent_id: str | None = None
         self.agent_channel: str | None = None
-        self.ring: Ring | None = None
+        self.rings: tuple[Ring, ...] = ()
         self.consult: Consult | None = None
         self.transfer: Transfer | None = None
         self.inbox: tuple[Any, ...] = ()
@@ -573,7 +589,9 @@ class CallMachine:
             return [UpdateRecord({"queue": command.to_queue})]
         if isinstance(command, acd_cmd.CancelRing):
             return self._cancel_ring(command)
-        if self.phase in (Phase.TALKING, Phase.SURVEY) and not isinstance(command, acd_cmd.RingAgent):
+        if isinstance(command, acd_cmd.RingAgent):
+            command = RingGroup((command,))
+        if self.phase in (Phase.TALKING, Phase.SURVEY) and not isinstance(command, RingGroup):
             return []   # an announcement or offer meant for a caller who waits no more
         self.inbox = (*self.inbox, command)
         return self._next(at)
@@ -583,11 +601,13 @@ class CallMachine:
         if self.phase is not Phase.WAITING or self.awaiting is not None or not self.inbox:
             return []
         command, self.inbox = self.inbox[0], self.inbox[1:]
-        if isinstance(command, acd_cmd.RingAgent):
+        if isinstance(command, RingGroup):
+            if not command.rings:
+                return self._next(at)
             self.phase, self.awaiting = Phase.RINGING, DIAL
-            self.ring = Ring(command.agent_id, command.endpoint)
-            return [AddAttempt(command.agent_id), StopMusic(), Dial(command.agent_id, command.endpoint,
-                                                                     int(command.timeout_s))]
+            self.rings = tuple(Ring(r.agent_id, r.endpoint) for r in command.rings)
+            return [*(AddAttempt(r.agent_id) for r in command.rings), StopMusic(),
+                    Dial(tuple(r.endpoint for r in command.rings), int(min(r.timeout_s for r in command.rings)))]
         if isinstance(command, acd_cmd.OfferCallback):
             if not self.callback_allowed:
                 return self._next(at)   # no promise the hotline may not keep (the dial policy)
@@ -599,14 +619,32 @@ class CallMachine:
         raise TypeError(f"not an ask for a waiting caller: {command!r}")   # pragma: no cover
 
     def _cancel_ring(self, command: acd_cmd.CancelRing) -> list[Command]:
-        ring = self.ring
-        if ring is not None and ring.agent_id == command.agent_id and self.phase is Phase.RINGING:
-            self.ring = replace(ring, cancelled=True)
-            return [HangUp(ring.channel)] if ring.channel else []
+        """The ACD called a ring off: hang up that leg (the others of a ring_all ring on)."""
+        ring = self._ring_of(agent_id=command.agent_id)
+        if ring is not None and self.phase is Phase.RINGING:
+            self._set_ring(ring, replace(ring, cancelled=True, done=True))
+            return [EndAttempt(ring.agent_id, "cancelled"), *([HangUp(ring.channel)] if ring.channel else [])]
         # Not dialled yet: drop it from the inbox.
-        self.inbox = tuple(c for c in self.inbox
-                           if not (isinstance(c, acd_cmd.RingAgent) and c.agent_id == command.agent_id))
+        self.inbox = tuple(
+            RingGroup(tuple(r for r in c.rings if r.agent_id != command.agent_id)) if isinstance(c, RingGroup) else c
+            for c in self.inbox)
         return []
+
+    def _ring_of(self, *, agent_id: str | None = None, channel: str | None = None) -> Ring | None:
+        """The open ring of this agent, or of this channel (by the channel, or by its phone:
+        Asterisk names a leg `PJSIP/1001-0000002a` for the endpoint `PJSIP/1001`)."""
+        for ring in self.rings:
+            if ring.done:
+                continue
+            if agent_id is not None and ring.agent_id == agent_id:
+                return ring
+            if channel is not None and (ring.channel == channel
+                                        or (ring.channel is None and channel.rpartition("-")[0] == ring.endpoint)):
+                return ring
+        return None
+
+    def _set_ring(self, old: Ring, new: Ring) -> None:
+        self.rings = tuple(new if r is old else r for r in self.rings)
 
     def _waiting_digit(self, e: DigitCollected, at: float) -> list[Command]:
         self._expect(OFFER, e)
@@ -625,45 +663,55 @@ class CallMachine:
     # ------------------------------------------------------------------ ringing
 
     def _ring_started(self, e: RingStarted, at: float) -> list[Command]:
-        ring = self.ring
-        if ring is None or ring.channel is not None:
+        ring = next((r for r in self.rings if r.channel is None and e.agent_channel.rpartition("-")[0] == r.endpoint),
+                    None)
+        if ring is None:
             return []   # a Dial we do not follow (a consult's runs on a channel of its own)
-        self.ring = replace(ring, channel=e.agent_channel)
+        self._set_ring(ring, replace(ring, channel=e.agent_channel))
         return [Follow(e.agent_channel), *([HangUp(e.agent_channel)] if ring.cancelled else [])]
 
     def _dial_ended(self, e: DialEnded, at: float) -> list[Command]:
-        ring = self.ring
+        ring = self._ring_of(channel=e.agent_channel)
         if ring is None or self.phase is not Phase.RINGING:
             return []
-        self.ring = ring = replace(ring, status=e.status)
-        if e.status.upper() != "ANSWER" or ring.cancelled:
-            return []   # Dial returns next; DialReturned says what follows
+        status = e.status.upper()
+        if status == "CANCEL":
+            return []   # Dial stopped ringing it (the caller left): not the agent's failure
+        if status != "ANSWER":
+            # This phone does not take the call (ring_all: the others may still ring).
+            reason = ring_failure(status)
+            self._set_ring(ring, replace(ring, channel=e.agent_channel, done=True))
+            return [EndAttempt(ring.agent_id, reason),
+                    self._acd(acd_ev.AgentRingFailed, at, agent_id=ring.agent_id, reason=reason)]
         self.phase, self.dialled = Phase.TALKING, True
         self.agent_id, self.agent_channel = ring.agent_id, e.agent_channel
+        others = [r for r in self.rings if r is not ring and not r.done]
+        self.rings = tuple(replace(r, channel=e.agent_channel, done=True) if r is ring
+                           else replace(r, cancelled=True, done=True) if r in others else r for r in self.rings)
+        # Asterisk stops the other phones of a ring_all; the ACD frees their agents.
         return [StartRecording(), self._acd(acd_ev.AgentAnswered, at, agent_id=ring.agent_id),
-                EndAttempt(ring.agent_id, "answered"),
+                EndAttempt(ring.agent_id, "answered"), *(EndAttempt(r.agent_id, "cancelled") for r in others),
                 UpdateRecord({"agent_id": ring.agent_id}, stamps=("agent_answered_at",))]
 
     def _ringing_dial_returned(self, e: DialReturned, at: float) -> list[Command]:
         self._expect(DIAL, e)
         if e.caller_left:
             return []   # the caller's Hangup follows
-        return self._ring_failed(self.ring.status if self.ring and self.ring.status else "NOANSWER", at)
+        return self._ring_failed("NOANSWER", at)
 
     def _dial_refused(self, e: DialRefused, at: float) -> list[Command]:
         self._expect(DIAL, e)
         return self._ring_failed("CHANUNAVAIL", at)
 
     def _ring_failed(self, status: str, at: float) -> list[Command]:
-        ring = self.ring
-        assert ring is not None
-        self.phase, self.ring = Phase.WAITING, None
-        if ring.cancelled:
-            out: list[Command] = [EndAttempt(ring.agent_id, "cancelled")]
-        else:
-            reason = ring_failure(status)
-            out = [EndAttempt(ring.agent_id, reason), self._acd(acd_ev.AgentRingFailed, at, agent_id=ring.agent_id,
-                                                                reason=reason)]
+        """Dial came back and nobody took the call: the caller waits again, same place."""
+        out: list[Command] = []
+        reason = ring_failure(status)
+        for ring in self.rings:
+            if not ring.done:
+                out += [EndAttempt(ring.agent_id, reason),
+                        self._acd(acd_ev.AgentRingFailed, at, agent_id=ring.agent_id, reason=reason)]
+        self.phase, self.rings = Phase.WAITING, ()
         return [*out, StartMusic(), *self._next(at)]
 
     # ------------------------------------------------------------------ talking
@@ -681,7 +729,7 @@ class CallMachine:
         self.transfer, self.phase = None, Phase.WAITING
         self.queue = transfer.queue or self.queue
         self.agent_id = self.agent_channel = None
-        self.ring = None
+        self.rings = ()
         out: list[Command] = [self._acd(acd_ev.CallEnded, at), UpdateRecord({"queue": self.queue}), StartMusic(),
                               self._acd(acd_ev.CallQueued, at, queue=self.queue, category=self.category,
                                         caller=self.caller, preferred_agent=transfer.agent_id)]
@@ -875,8 +923,9 @@ class CallMachine:
         if self.acd_knows:
             if phase is Phase.TALKING:
                 out.append(self._acd(acd_ev.CallEnded, at))
-            elif phase is Phase.RINGING and self.ring is not None:
-                out += [EndAttempt(self.ring.agent_id, "cancelled"), self._acd(acd_ev.CallLeft, at)]
+            elif phase is Phase.RINGING:
+                out += [EndAttempt(r.agent_id, "cancelled") for r in self.rings if not r.done]
+                out.append(self._acd(acd_ev.CallLeft, at))
             elif phase is Phase.WAITING and how != "callback":
                 out.append(self._acd(acd_ev.CallLeft, at))
         if self.phase is Phase.IVR and self.ivr is not None:   # hung up in the menu
@@ -884,8 +933,8 @@ class CallMachine:
         if self.adopted_agent is not None:
             out.append(AdoptedTalkEnded(self.adopted_agent))
             self.adopted_agent = None
-        self.disposition = disposition(phase, how)  # type: ignore[arg-type]
-        self.phase, self.awaiting, self.inbox, self.ring = Phase.ENDED, None, (), None
+        self.disposition = disposition(phase, how)
+        self.phase, self.awaiting, self.inbox, self.rings = Phase.ENDED, None, (), ()
         return [*out, CloseRecord(self.disposition, self.hangup_first)]
 
     def _late(self, e: object, at: float) -> list[Command]:

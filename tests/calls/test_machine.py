@@ -80,8 +80,8 @@ def built(phase: Phase) -> m.CallMachine:
 SAMPLES: dict[type, m.Event] = {
     m.Arrived: m.Arrived(), m.Answered: m.Answered(), m.NoticeFound: m.NoticeFound(None),
     m.DigitCollected: m.DigitCollected("2"), m.PromptPlayed: m.PromptPlayed(),
-    m.QueueFound: m.QueueFound("leak", None), m.RingStarted: m.RingStarted("PJSIP/1002-00000009"),
-    m.DialEnded: m.DialEnded("PJSIP/1002-00000009", "ANSWER"), m.DialReturned: m.DialReturned(caller_left=False),
+    m.QueueFound: m.QueueFound("leak", None), m.RingStarted: m.RingStarted(AGENT),
+    m.DialEnded: m.DialEnded(AGENT, "ANSWER"), m.DialReturned: m.DialReturned(caller_left=False),
     m.DialRefused: m.DialRefused(), m.HungUp: m.HungUp(CALLER), m.ChannelGone: m.ChannelGone(),
     m.AmiLost: m.AmiLost(), m.CommandFailed: m.CommandFailed("StartMusicOnHold"),
     m.GoneDuringOutage: m.GoneDuringOutage(), m.TimerFired: m.TimerFired(m.GONE),
@@ -175,7 +175,7 @@ def test_a_call_walks_the_menu_waits_is_rung_talks_and_rates_the_service() -> No
     assert out[:2] == [m.UpdateRecord({"queue": "leak", "category": "leak"}, stamps=("queued_at",)), m.StartMusic()]
     assert acd_events(out) == [acd_ev.CallQueued(call_id=CALL, queue="leak", at=10.0, category="leak",
                                                  caller="13800138000", preferred_agent="1002")]
-    assert feed(machine, ring()) == [m.AddAttempt("1001"), m.StopMusic(), m.Dial("1001", "PJSIP/1001", 15)]
+    assert feed(machine, ring()) == [m.AddAttempt("1001"), m.StopMusic(), m.Dial(("PJSIP/1001",), 15)]
     assert feed(machine, m.RingStarted(AGENT)) == [m.Follow(AGENT)]
     out = feed(machine, m.DialEnded(AGENT, "ANSWER"))
     assert out == [m.StartRecording(), m.FeedAcd(acd_ev.AgentAnswered(call_id=CALL, agent_id="1001", at=10.0)),
@@ -201,25 +201,71 @@ def test_the_caller_hanging_up_in_the_talk_is_told_by_dials_result_not_by_the_or
 
 def test_an_unanswered_ring_puts_the_caller_back_to_waiting_and_tells_the_acd_why() -> None:
     machine = built(P.RINGING)
-    feed(machine, m.RingStarted(AGENT), m.DialEnded(AGENT, "BUSY"))
-    out = feed(machine, m.DialReturned(caller_left=False))
-    assert out == [m.EndAttempt("1001", "busy"), m.FeedAcd(acd_ev.AgentRingFailed(
-        call_id=CALL, agent_id="1001", reason="busy", at=10.0)), m.StartMusic()]
-    assert machine.phase is P.WAITING and machine.ring is None
+    feed(machine, m.RingStarted(AGENT))
+    assert feed(machine, m.DialEnded(AGENT, "BUSY")) == [m.EndAttempt("1001", "busy"), m.FeedAcd(
+        acd_ev.AgentRingFailed(call_id=CALL, agent_id="1001", reason="busy", at=10.0))]
+    assert feed(machine, m.DialReturned(caller_left=False)) == [m.StartMusic()]
+    assert machine.phase is P.WAITING and machine.rings == ()
 
 
 def test_a_ring_the_acd_calls_off_is_hung_up_and_nothing_is_fed_back_for_it() -> None:
     machine = built(P.RINGING)
     # Called off before Asterisk said which channel rings: hung up as soon as it does.
-    assert feed(machine, m.AcdSays(acd_cmd.CancelRing(CALL, "1001"))) == []
+    assert feed(machine, m.AcdSays(acd_cmd.CancelRing(CALL, "1001"))) == [m.EndAttempt("1001", "cancelled")]
     assert feed(machine, m.RingStarted(AGENT)) == [m.Follow(AGENT), m.HangUp(AGENT)]
     assert feed(machine, m.DialEnded(AGENT, "ANSWER")) == []     # answered too late: not the talk
     assert machine.phase is P.RINGING
-    out = feed(machine, m.DialReturned(caller_left=False))
-    assert out == [m.EndAttempt("1001", "cancelled"), m.StartMusic()]
+    assert feed(machine, m.DialReturned(caller_left=False)) == [m.StartMusic()]     # no AgentRingFailed
     machine2 = built(P.RINGING)
     feed(machine2, m.RingStarted(AGENT))
-    assert feed(machine2, m.AcdSays(acd_cmd.CancelRing(CALL, "1001"))) == [m.HangUp(AGENT)]
+    assert feed(machine2, m.AcdSays(acd_cmd.CancelRing(CALL, "1001"))) == [m.EndAttempt("1001", "cancelled"),
+                                                                           m.HangUp(AGENT)]
+
+
+def ring_all(*agents: str) -> m.AcdSays:
+    return m.AcdSays(m.RingGroup(tuple(acd_cmd.RingAgent(CALL, a, f"PJSIP/{a}", 15) for a in agents)))
+
+
+def test_ring_all_rings_every_phone_in_one_dial_and_the_first_to_answer_gets_the_caller() -> None:
+    machine = built(P.WAITING)
+    assert feed(machine, ring_all("1001", "1002", "1003")) == [
+        m.AddAttempt("1001"), m.AddAttempt("1002"), m.AddAttempt("1003"), m.StopMusic(),
+        m.Dial(("PJSIP/1001", "PJSIP/1002", "PJSIP/1003"), 15)]
+    legs = {a: f"PJSIP/{a}-0000000{n}" for n, a in enumerate(("1001", "1002", "1003"), 2)}
+    for leg in legs.values():
+        assert feed(machine, m.RingStarted(leg)) == [m.Follow(leg)]
+    # 1003's phone is busy: the ACD hears it at once; the others ring on.
+    assert feed(machine, m.DialEnded(legs["1003"], "BUSY")) == [
+        m.EndAttempt("1003", "busy"),
+        m.FeedAcd(acd_ev.AgentRingFailed(call_id=CALL, agent_id="1003", reason="busy", at=10.0))]
+    out = feed(machine, m.DialEnded(legs["1002"], "ANSWER"))
+    assert (machine.phase, machine.agent_id, machine.agent_channel) == (P.TALKING, "1002", legs["1002"])
+    assert out == [m.StartRecording(), m.FeedAcd(acd_ev.AgentAnswered(call_id=CALL, agent_id="1002", at=10.0)),
+                   m.EndAttempt("1002", "answered"), m.EndAttempt("1001", "cancelled"),
+                   m.UpdateRecord({"agent_id": "1002"}, stamps=("agent_answered_at",))]
+    # Asterisk stops 1001's phone; the ACD's CancelRing for it and the leg's own news change nothing.
+    assert feed(machine, m.AcdSays(acd_cmd.CancelRing(CALL, "1001")), m.DialEnded(legs["1001"], "CANCEL"),
+                m.HungUp(legs["1001"])) == []
+
+
+def test_ring_all_unanswered_tells_the_acd_for_each_phone_and_the_caller_waits_again() -> None:
+    machine = built(P.WAITING)
+    feed(machine, ring_all("1001", "1002"), m.RingStarted("PJSIP/1001-00000002"))
+    assert feed(machine, m.AcdSays(acd_cmd.CancelRing(CALL, "1001"))) == [   # 1001 paused while ringing
+        m.EndAttempt("1001", "cancelled"), m.HangUp("PJSIP/1001-00000002")]
+    out = feed(machine, m.DialReturned(caller_left=False))                    # nobody answered in time
+    assert out == [m.EndAttempt("1002", "no_answer"),
+                   m.FeedAcd(acd_ev.AgentRingFailed(call_id=CALL, agent_id="1002", reason="no_answer", at=10.0)),
+                   m.StartMusic()]
+    assert machine.phase is P.WAITING and machine.rings == ()
+
+
+def test_a_caller_who_leaves_during_ring_all_ends_every_open_ring() -> None:
+    machine = built(P.WAITING)
+    feed(machine, ring_all("1001", "1002"), m.DialEnded("PJSIP/1001-00000002", "CANCEL"))
+    assert feed(machine, m.HungUp(CALLER)) == [m.EndAttempt("1001", "cancelled"), m.EndAttempt("1002", "cancelled"),
+                                               m.FeedAcd(acd_ev.CallLeft(call_id=CALL, at=10.0)),
+                                               m.CloseRecord("abandoned_in_queue", None)]
 
 
 def test_the_acds_asks_wait_while_the_channel_is_busy_and_are_taken_in_order() -> None:
@@ -230,7 +276,7 @@ def test_the_acds_asks_wait_while_the_channel_is_busy_and_are_taken_in_order() -
     assert feed(machine, m.AcdSays(acd_cmd.Overflow(CALL, "leak", "general"))) == [
         m.UpdateRecord({"queue": "general"})]                    # news: at once
     assert feed(machine, m.PromptPlayed()) == [m.StartMusic(), m.AddAttempt("1002"), m.StopMusic(),
-                                               m.Dial("1002", "PJSIP/1002", 15)]
+                                               m.Dial(("PJSIP/1002",), 15)]
     assert (machine.announcements, machine.queue) == (1, "general")
 
 
@@ -390,8 +436,9 @@ NEWS: list[m.Event] = [
     m.HungUp(AGENT), m.HungUp(COLLEAGUE), m.HungUp("PJSIP/1002-00000009"),
     m.RingStarted(AGENT), m.RingStarted("PJSIP/1002-00000009"), m.DialEnded(AGENT, "ANSWER"),
     m.DialEnded(AGENT, "NOANSWER"), m.DialEnded("PJSIP/1002-00000009", "ANSWER"), m.DialEnded(AGENT, "BUSY"),
+    m.DialEnded(AGENT, "CANCEL"), m.DialEnded("PJSIP/1002-00000009", "NOANSWER"),
     m.TimerFired(m.AGENT_LEFT),
-    ring("1001"), ring("1002"), m.AcdSays(acd_cmd.CancelRing(CALL, "1001")),
+    ring("1001"), ring("1002"), ring_all("1001", "1002"), m.AcdSays(acd_cmd.CancelRing(CALL, "1001")),
     m.AcdSays(acd_cmd.CancelRing(CALL, "1002")), m.AcdSays(acd_cmd.AnnouncePosition(CALL, 2, 60)),
     m.AcdSays(acd_cmd.OfferCallback(CALL, "max_wait")), m.AcdSays(acd_cmd.Overflow(CALL, "leak", "general")),
     m.TransferAsked(queue="general"), m.TransferAsked(agent_id="1002"), m.ConsultAsked("1003"),
