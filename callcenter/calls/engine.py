@@ -1,9 +1,10 @@
 """The engine: the one place that turns Asterisk's events into decisions and decisions into actions.
 
     Asterisk ─AMI─▶ AmiConnection ─(events, per call in order)─▶ Engine.handle_event
-        AsyncAGIStart ─▶ a CallSession runs the call's script (IVR, queue, agent, survey)
-        DialBegin/DialEnd/Hangup/DTMFEnd ─▶ the call's session
-    CallSession ─(ACD events)─▶ Engine.feed_acd ─▶ Acd.handle (pure) ─▶ commands ─▶ sessions,
+        AsyncAGIStart ─▶ a CallSession carries out the call's CallMachine (calls/machine.py)
+        DialBegin/DialEnd/Hangup/DTMFEnd ─▶ the call's session, as machine events
+    CallSession ─(ACD events)─▶ Engine.feed_acd ─▶ Acd.handle (pure) ─▶ commands ─▶ `_carry_out`
+        (every command type matched; the RingAgents of one call rung in one Dial) ─▶ sessions,
         timers, live state
 
 `EVENT_HANDLERS` lists every Asterisk event the engine listens to and its handler. Timers

@@ -8,7 +8,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from callcenter.acd import commands as acd_cmd
 from callcenter.acd.settings import Strategy
+from callcenter.calls import machine as m
+from callcenter.calls.engine import ring_groups
 from callcenter.calls.models import Call
 from tests.calls.fake_line import CALLER, FakeLine, agent, running_line
 
@@ -169,3 +172,10 @@ async def test_ring_all_rings_three_phones_in_one_dial_the_first_to_answer_gets_
     assert sorted((a.agent_id, a.result) for a in call.attempts) == [
         ("1001", "cancelled"), ("1002", "answered"), ("1003", "cancelled")]
     assert hangups(line) == [legs["1003"]]
+
+
+def test_the_acds_rings_for_one_call_in_one_batch_become_one_group_at_the_first_ones_place() -> None:
+    a, b, c = (acd_cmd.RingAgent("call-1", agent_id, f"PJSIP/{agent_id}", 15) for agent_id in ("1001", "1002", "1003"))
+    other = acd_cmd.RingAgent("call-2", "1004", "PJSIP/1004", 15)
+    changed = acd_cmd.AgentStateChanged("1001", "ringing", None, "call-1", 1.0)
+    assert ring_groups([changed, a, other, b, c]) == [changed, m.RingGroup((a, b, c)), m.RingGroup((other,))]
