@@ -2,7 +2,8 @@
 engine sends Asterisk and writes down for a call, below the real Asterisk."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from sqlalchemy import select
@@ -17,6 +18,16 @@ from tests.calls.fake_line import CALLER, FakeLine, agent, running_line
 
 PHONE_1001 = "PJSIP/1001-00000002"
 PHONE_1002 = "PJSIP/1002-00000003"
+
+
+@pytest.fixture(autouse=True)
+def every_event_fits(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """What the session feeds its machine in these lives always fits (no IllegalEvent)."""
+    with caplog.at_level(logging.WARNING, logger="callcenter.calls.session"):
+        yield
+    records = [*caplog.get_records("setup"), *caplog.get_records("call"), *caplog.records]
+    refused = [r.getMessage() for r in records if r.name == "callcenter.calls.session"]
+    assert refused == []
 
 
 @pytest.fixture
