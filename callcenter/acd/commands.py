@@ -3,7 +3,8 @@
 | command          | the engine ...                                                            |
 | ---------------- | ------------------------------------------------------------------------- |
 | RingAgent        | reserves the agent (reservation.py) and Dials `endpoint` for `timeout_s`,  |
-|                  | then feeds AgentAnswered or AgentRingFailed                                |
+|                  | then feeds AgentAnswered or AgentRingFailed. The RingAgents of one call in |
+|                  | one batch (ring_all) ring in one Dial: the first to answer gets the call   |
 | PlaceCallback    | a kept-place callback's turn: rings the agent, then dials `number`,        |
 |                  | bridges; feeds AgentAnswered (agent took it) or AgentRingFailed, then     |
 |                  | CallEnded                                                                  |

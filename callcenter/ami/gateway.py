@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from callcenter.ami.connection import AmiConnection
@@ -38,6 +38,7 @@ TRUNK = "trunk"
 
 _CHANNEL = re.compile(r"[A-Za-z][A-Za-z0-9]*/[^\s\"\\,;|]+")
 _ENDPOINT_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")          # config.AgentSettings.id
+MAX_RING_ALL = 100          # the most phones one Dial rings (ring_all_max is at most 100)
 _AGENT_ENDPOINT = re.compile(r"PJSIP/[A-Za-z0-9_-]{1,32}")
 _NUMBER = re.compile(r"[0-9]{3,20}")
 _AGENT_DIGITS = re.compile(r"[0-9]{1,32}")
@@ -145,6 +146,14 @@ class AmiGateway:
         bridge, if answered) ends. DialEnd, BridgeEnter/Leave and Hangup events say what
         happened."""
         return await self._dial(channel, _agent_endpoint(endpoint), timeout_s, options)
+
+    async def dial_agents(self, channel: str, endpoints: Sequence[str], timeout_s: int,
+                          options: str = "") -> AgiResult:
+        """EXEC Dial of several agents' phones at once (``PJSIP/1001&PJSIP/1002``, ring_all):
+        the first to answer gets the caller and Asterisk stops the others ringing."""
+        if not 1 <= len(endpoints) <= MAX_RING_ALL:
+            raise UnsafeField("endpoints", f"{len(endpoints)} phones; 1 to {MAX_RING_ALL} ring at once")
+        return await self._dial(channel, "&".join(_agent_endpoint(e) for e in endpoints), timeout_s, options)
 
     async def dial_number(self, channel: str, number: str, timeout_s: int, options: str = "") -> AgiResult:
         """EXEC Dial of a number outside, through the trunk. `number`: digits the dial policy

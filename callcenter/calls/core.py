@@ -1,19 +1,13 @@
-"""The life of one call, as a table. Pure: no I/O.
+"""What the life of a call is made of: its phases, how each ends, and where an adopted call
+stands. Pure: no I/O. The life itself, as a table of events and commands, is
+calls/machine.py.
 
-Rules
------
-- A call arrives (the dialplan hands it to the engine), is answered by the engine, walks the
-  IVR, waits in a queue, rings agents one after another, talks to one agent, may stay for the
-  survey after the agent hangs up, and ends. A caller may hang up in any phase.
-- A ring that is not answered puts the caller back to waiting; the caller keeps their place
-  (the ACD sees to that).
-- The disposition says how the call ended, from the phase it ended in:
+- The disposition says how a call ended, from the phase it ended in and what ended it:
   IVR → abandoned_in_ivr; waiting or ringing → abandoned_in_queue; talking or survey →
-  answered; a menu message that ends the call → message_only; a callback taken → callback.
-- Who hung up first is decided once, by the first of the two parties to leave the talk.
-- A transfer ends the agent's leg and puts the caller back to waiting (for the target queue,
-  or first for the target agent); the record keeps every leg as an attempt.
-- An event that does not fit the phase raises `IllegalPhase` and changes nothing.
+  answered; a menu message that ends the call → message_only; a callback taken → callback;
+  a failure of ours → failed.
+- A ring that is not answered has the ACD's reason from Asterisk's DIALSTATUS.
+- An adopted call resumes where Asterisk's snapshot shows the caller (`adoption`).
 """
 from __future__ import annotations
 
@@ -29,26 +23,12 @@ class Phase(StrEnum):
     RINGING = "ringing"
     TALKING = "talking"
     SURVEY = "survey"
+    LEAVING = "leaving"          # the engine hung the caller up; waiting for the channel to go
     ENDED = "ended"
-
-
-class IllegalPhase(Exception):
-    pass
+    HANDED_OVER = "handed_over"  # another engine carries the call on; its record stays open
 
 
 P = Phase
-# {phase: {step: next phase}}
-TRANSITIONS: dict[Phase, dict[str, Phase]] = {
-    P.ARRIVED: {"answered": P.IVR, "hangup": P.ENDED, "failed": P.ENDED},
-    P.IVR: {"queued": P.WAITING, "message_done": P.ENDED, "hangup": P.ENDED, "failed": P.ENDED},
-    P.WAITING: {"ring": P.RINGING, "callback": P.ENDED, "hangup": P.ENDED, "failed": P.ENDED,
-                "requeued": P.WAITING},
-    P.RINGING: {"agent_answered": P.TALKING, "ring_failed": P.WAITING, "hangup": P.ENDED, "failed": P.ENDED},
-    P.TALKING: {"agent_left": P.SURVEY, "transferred": P.WAITING, "hangup": P.ENDED, "failed": P.ENDED},
-    P.SURVEY: {"hangup": P.ENDED, "done": P.ENDED, "failed": P.ENDED},
-    P.ENDED: {},
-}
-
 DISPOSITION_BY_PHASE: dict[Phase, str] = {
     P.ARRIVED: "abandoned_in_ivr",
     P.IVR: "abandoned_in_ivr",
@@ -57,13 +37,6 @@ DISPOSITION_BY_PHASE: dict[Phase, str] = {
     P.TALKING: "answered",
     P.SURVEY: "answered",
 }
-
-
-def step(phase: Phase, what: str) -> Phase:
-    try:
-        return TRANSITIONS[phase][what]
-    except KeyError:
-        raise IllegalPhase(f"'{what}' does not fit a call in phase '{phase}'") from None
 
 
 def disposition(phase_before_end: Phase, how: str) -> str:

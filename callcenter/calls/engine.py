@@ -1,9 +1,10 @@
 """The engine: the one place that turns Asterisk's events into decisions and decisions into actions.
 
     Asterisk ─AMI─▶ AmiConnection ─(events, per call in order)─▶ Engine.handle_event
-        AsyncAGIStart ─▶ a CallSession runs the call's script (IVR, queue, agent, survey)
-        DialBegin/DialEnd/Hangup/DTMFEnd ─▶ the call's session
-    CallSession ─(ACD events)─▶ Engine.feed_acd ─▶ Acd.handle (pure) ─▶ commands ─▶ sessions,
+        AsyncAGIStart ─▶ a CallSession carries out the call's CallMachine (calls/machine.py)
+        DialBegin/DialEnd/Hangup/DTMFEnd ─▶ the call's session, as machine events
+    CallSession ─(ACD events)─▶ Engine.feed_acd ─▶ Acd.handle (pure) ─▶ commands ─▶ `_carry_out`
+        (every command type matched; the RingAgents of one call rung in one Dial) ─▶ sessions,
         timers, live state
 
 `EVENT_HANDLERS` lists every Asterisk event the engine listens to and its handler. Timers
@@ -16,9 +17,9 @@ import logging
 import os
 import socket
 import zoneinfo
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -34,12 +35,13 @@ from callcenter.ami.dispatch import TaskSupervisor
 from callcenter.ami.errors import AmiError
 from callcenter.ami.fields import clean_caller_name, clean_caller_number
 from callcenter.ami.gateway import AmiGateway, agent_endpoint, new_action_id
+from callcenter.calls import machine as m
 from callcenter.calls.core import Adoption
 from callcenter.calls.dial_policy import DialPolicy
 from callcenter.calls.models import Call
 from callcenter.calls.outbound import CallbackCalls
 from callcenter.calls.screen_pop import ScreenPops
-from callcenter.calls.session import CONSULT, CallSession, Consult, Transfer
+from callcenter.calls.session import CONSULT, CallSession
 from callcenter.calls.store import CallStore
 from callcenter.clock import Clock, SystemClock
 from callcenter.config import Settings
@@ -133,14 +135,18 @@ class Engine:
         self._stopped = True
         for timer in list(self._timers):
             timer.cancel()
+        # Shared: the calls in progress stay open for another engine (or this one restarted) to
+        # adopt. Alone: they end here, as failed.
+        for session in list(self.sessions.values()):
+            session.tell(m.Stopping(handed_over=self.shared is not None))
         if self.shared is not None:
-            # The calls in progress stay open for another engine (or this one restarted) to adopt.
-            for session in self.sessions.values():
-                session.handed_over = True
             await self.shared.stop()
-        for task in list(self._session_tasks.values()):
+        tasks = list(self._session_tasks.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._session_tasks.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.tasks.close()
         await self.connection.close()
 
@@ -263,8 +269,7 @@ class Engine:
             if to_agent == agent_id:
                 raise ValueError("an agent does not transfer a call to themself")
         session = self._talking_with(agent_id)
-        session.transfer = Transfer(queue=queue, agent_id=to_agent)
-        await self.gateway.hangup(session.agent_channel)
+        await session.ask(m.TransferAsked(queue=queue, agent_id=to_agent))
         return {"call_id": session.call_id, "to_queue": queue or session.queue, "to_agent": to_agent}
 
     async def consult(self, agent_id: str, to_agent: str) -> dict[str, Any]:
@@ -296,13 +301,12 @@ class Engine:
                 await self.shared.release(to_agent)
             raise ValueError(f"agent {to_agent} was just taken by another call")
         await self.pause(to_agent, CONSULT)
-        session.consult = Consult(to_agent)
         self._consults[agent_endpoint(to_agent)] = session   # one per colleague
-        session.consult.attempt_id = await self.store.add_attempt(session.call_id, to_agent, self.clock.now())
         try:
-            await self.gateway.atxfer(session.agent_channel, to_agent, "callcenter-consult")  # type: ignore[arg-type]
-        except AmiError:
-            await session.consult_over("failed")
+            await session.ask(m.ConsultAsked(to_agent))
+        except m.IllegalEvent:
+            del self._consults[agent_endpoint(to_agent)]
+            await self.ready(to_agent)
             raise
         log.info("%s agent %s consults %s", session.log_extra, agent_id, to_agent)
         return {"call_id": session.call_id, "consulting": to_agent}
@@ -323,16 +327,19 @@ class Engine:
     async def _dial_begin(self, event: ami_ev.DialBegin) -> None:
         session = self._by_channel.get(event.channel)
         if session is not None:
-            await session.on_dial_begin(event.dest_channel)
+            if event.channel == session.channel:
+                session.tell(m.RingStarted(event.dest_channel))
         elif (session := self._consulting(event.dest_channel)) is not None:
-            session.on_consult_dial(event.channel, event.dest_channel)
+            session.tell(m.ConsultRinging(event.channel, event.dest_channel))
 
     async def _dial_end(self, event: ami_ev.DialEnd) -> None:
         session = self._by_channel.get(event.channel)
-        if session is not None and event.channel != session.consult_leg:
-            await session.on_dial_end(event.dest_channel, event.dial_status)
-        elif session is not None:
-            await session.on_consult_answered(event.dial_status)
+        if session is None:
+            return
+        if event.channel == session.channel:
+            session.tell(m.DialEnded(event.dest_channel, event.dial_status))
+        elif event.channel == session.consult_leg:
+            session.tell(m.ConsultDialEnded(event.dial_status))
 
     def _consulting(self, dest_channel: str) -> CallSession | None:
         """The call whose consult is ringing this colleague's phone (the consult's Dial runs
@@ -346,7 +353,7 @@ class Engine:
     async def _hangup(self, event: ami_ev.Hangup) -> None:
         session = self._by_channel.get(event.channel)
         if session is not None:
-            await session.on_hangup(event.channel)
+            session.on_hangup(event.channel)
             if event.channel != session.channel:
                 self._by_channel.pop(event.channel, None)
 
@@ -364,7 +371,7 @@ class Engine:
         log.info("AMI back after %.1f s: %d calls live, %d ended meanwhile", event.downtime_s,
                  len(self.sessions) - len(gone), len(gone))
         for session in gone:
-            await session.on_gone_during_outage()
+            session.tell(m.GoneDuringOutage())
 
     # ------------------------------------------------------------------ sessions
 
@@ -435,8 +442,8 @@ class Engine:
             return
         self._carry_out_all(commands, mirrored)
 
-    def _carry_out_all(self, commands: list[Any], mirrored: str | None = None) -> None:
-        for command in commands:
+    def _carry_out_all(self, commands: list[acd_cmd.Command], mirrored: str | None = None) -> None:
+        for command in ring_groups(commands):
             self._carry_out(command)
         if mirrored is not None:
             first = next((c for c in commands if isinstance(c, acd_cmd.AgentStateChanged) and c.agent_id == mirrored),
@@ -448,51 +455,76 @@ class Engine:
             self.tasks.spawn(self.live.publish_changes(commands, self.acd, self.clock.now(), self.clock.monotonic()),
                              name="live-publish")
 
-    def _carry_out(self, command: Any) -> None:
-        if isinstance(command, acd_cmd.RingAgent):
-            if self.shared is not None:
-                self.tasks.spawn(self._reserve_then(command, self._ring), name=f"reserve-{command.agent_id}")
-            else:
-                self._ring(command)
-        elif isinstance(command, acd_cmd.StartTimer):
-            event = command.event
-            handle = self.clock.call_later(command.delay_s, self._timer_fired, event)
-            self._timers.add(handle)
-        elif isinstance(command, acd_cmd.OfferCallback | acd_cmd.AnnouncePosition | acd_cmd.Overflow):
-            session = self.sessions.get(command.call_id)
-            if session is not None:
-                session.inbox.put_nowait(command)
-        elif isinstance(command, acd_cmd.PlaceCallback):
-            if self.shared is not None:
-                self.tasks.spawn(self._reserve_then(command, self._place_callback), name=f"reserve-{command.agent_id}")
-            else:
-                self._place_callback(command)
-        elif isinstance(command, acd_cmd.CallbackExpired):
-            log.warning("call=%s callback to %s expired before an agent was free", command.call_id, command.number)
-        elif isinstance(command, acd_cmd.AgentStateChanged):
-            log.info("agent=%s state=%s reason=%s call=%s", command.agent_id, command.state, command.reason,
-                     command.call_id)
-        elif isinstance(command, acd_cmd.CallStateChanged):
-            pass   # published to the live state with the whole batch
-        else:
-            self.extra_command(command)
+    def _carry_out(self, command: acd_cmd.Command | m.RingGroup) -> None:
+        """Carry out one ACD command. Every command type has its branch: a new one is a type
+        error (assert_never) until it is carried out here."""
+        match command:
+            case m.RingGroup():
+                if self.shared is not None:
+                    self.tasks.spawn(self._reserve_rings(command), name=f"reserve-{command.rings[0].call_id}")
+                else:
+                    self._ring(command)
+            case acd_cmd.RingAgent():
+                self._carry_out(m.RingGroup((command,)))
+            case acd_cmd.CancelRing() | acd_cmd.OfferCallback() | acd_cmd.AnnouncePosition() | acd_cmd.Overflow():
+                # The call's own: CancelRing hangs up that ring's leg (the call's machine knows it).
+                session = self.sessions.get(command.call_id)
+                if session is not None:
+                    session.acd_says(command)
+            case acd_cmd.StartTimer(delay_s=delay_s, event=event):
+                self._timers.add(self.clock.call_later(delay_s, self._timer_fired, event))
+            case acd_cmd.PlaceCallback():
+                if self.shared is not None:
+                    self.tasks.spawn(self._reserve_then(command, self._place_callback),
+                                     name=f"reserve-{command.agent_id}")
+                else:
+                    self._place_callback(command)
+            case acd_cmd.CallbackExpired():
+                log.warning("call=%s callback to %s expired before an agent was free", command.call_id,
+                            command.number)
+            case acd_cmd.AgentStateChanged():
+                log.info("agent=%s state=%s reason=%s call=%s", command.agent_id, command.state, command.reason,
+                         command.call_id)
+            case acd_cmd.CallStateChanged():
+                pass   # published to the live state with the whole batch
+            case _:
+                assert_never(command)
 
-    def _ring(self, command: acd_cmd.RingAgent) -> None:
-        session = self.sessions.get(command.call_id)
-        if session is None:   # the caller left while the agent was being reserved
-            self.tasks.spawn(self.feed_acd(acd_ev.AgentRingFailed(
-                call_id=command.call_id, agent_id=command.agent_id, reason="unavailable",
-                at=self.clock.monotonic())), name="ring-no-session")
+    def _ring(self, group: m.RingGroup) -> None:
+        """Ring the agents of one call (one Dial; ring_all: several phones at once)."""
+        session = self.sessions.get(group.rings[0].call_id)
+        if session is None:   # the caller left while the agents were being reserved
+            for command in group.rings:
+                self.tasks.spawn(self.feed_acd(acd_ev.AgentRingFailed(
+                    call_id=command.call_id, agent_id=command.agent_id, reason="unavailable",
+                    at=self.clock.monotonic())), name="ring-no-session")
             return
-        session.inbox.put_nowait(command)
+        session.acd_says(group)
         if self.live is not None:
-            self.tasks.spawn(self._screen_pop(command.agent_id, session), name=f"screen-pop-{command.agent_id}")
+            for command in group.rings:
+                self.tasks.spawn(self._screen_pop(command.agent_id, session), name=f"screen-pop-{command.agent_id}")
+
+    async def _reserve_rings(self, group: m.RingGroup) -> None:
+        """Another engine may be ringing these agents: hold each first (calls/shared.py); ring
+        those held."""
+        assert self.shared is not None
+        held = []
+        for command in group.rings:
+            if await self.shared.reserve(command.agent_id, command.call_id, command.timeout_s):
+                if self.shared.still_wanted(command.agent_id, command.call_id):
+                    held.append(command)
+                else:   # the caller left or the ring was called off meanwhile
+                    await self.shared.release(command.agent_id)
+            else:
+                await self.feed_acd(acd_ev.AgentRingFailed(call_id=command.call_id, agent_id=command.agent_id,
+                                                           reason="reserved", at=self.clock.monotonic()))
+        if held:
+            self._ring(m.RingGroup(tuple(held)))
 
     def _place_callback(self, command: acd_cmd.PlaceCallback) -> None:
         self.tasks.spawn(self.callback_calls.place(command), name=f"callback-{command.call_id}")
 
-    async def _reserve_then(self, command: acd_cmd.RingAgent | acd_cmd.PlaceCallback,
-                            carry_out: Callable[[Any], None]) -> None:
+    async def _reserve_then(self, command: acd_cmd.PlaceCallback, carry_out: Callable[[Any], None]) -> None:
         """Another engine may be ringing this agent: hold them first (calls/shared.py)."""
         assert self.shared is not None
         if await self.shared.reserve(command.agent_id, command.call_id, command.timeout_s):
@@ -511,19 +543,20 @@ class Engine:
             engine=self, channel=call.channel, uniqueid=call.uniqueid, linkedid=call.linkedid,
             caller_number=call.caller_number, caller_name=call.caller_name, dialled_number=call.dialled_number,
             arrived_at=call.arrived_at, arrived_mono=mono - (now - call.arrived_at).total_seconds(), call_id=call.id,
-            queue=call.queue, category=call.category, agent_id=call.agent_id,
+            adopted_talk_mono=(None if call.agent_answered_at is None
+                               else mono - (now - call.agent_answered_at).total_seconds()),
         )
         session.answered_mono = session.arrived_mono   # answered long ago, by the engine that is gone
+        session.opened.set()
         queued_mono = None if call.queued_at is None else mono - (now - call.queued_at).total_seconds()
-        talk_mono = (None if call.agent_answered_at is None
-                     else mono - (now - call.agent_answered_at).total_seconds())
-        self._begin(session, session.resume(plan, queued_mono, talk_mono))
+        self._begin(session, m.Adopted(plan, call.queue, call.category, call.agent_id, queued_mono,
+                                       talked=call.agent_answered_at is not None))
 
-    def _begin(self, session: CallSession, script: Coroutine[Any, Any, None] | None = None) -> None:
-        """Follow the call's channel and run its script (a new call's, or an adopted one's)."""
+    def _begin(self, session: CallSession, start: m.Arrived | m.Adopted | None = None) -> None:
+        """Follow the call's channel and carry it out (a new call, or an adopted one)."""
         self.sessions[session.call_id] = session
         self._by_channel[session.channel] = session
-        self._session_tasks[session.call_id] = self.tasks.spawn(session.run(script), name=f"call-{session.call_id}")
+        self._session_tasks[session.call_id] = self.tasks.spawn(session.run(start), name=f"call-{session.call_id}")
 
     async def _screen_pop(self, agent_id: str, session: CallSession) -> None:
         """Who is calling (customer, account, address), their open orders and last calls, and
@@ -543,10 +576,6 @@ class Engine:
             if extra is not None:
                 data.update(await extra(session.caller_number))
         await self.live.publish_screen_pop(agent_id, data)
-
-    def extra_command(self, command: Any) -> None:
-        """Commands of the ACD's deeper features (announcements, overflow, callbacks)."""
-        log.info("ACD command not carried out by this engine: %r", command)
 
     def _timer_fired(self, event: Any) -> None:
         self._timers = {t for t in self._timers if not getattr(t, "cancelled", lambda: False)()}
@@ -639,3 +668,23 @@ class Engine:
                 "calls_taken": view.calls_taken if view else 0,
             })
         return out
+
+
+def ring_groups(commands: list[acd_cmd.Command]) -> list[acd_cmd.Command | m.RingGroup]:
+    """The ACD's commands with the RingAgents of each call gathered into one RingGroup (at the
+    place of the first): ring_all's phones ring in one Dial, the first to answer gets the call."""
+    out: list[acd_cmd.Command | m.RingGroup] = []
+    groups: dict[str, int] = {}
+    for command in commands:
+        if isinstance(command, acd_cmd.RingAgent):
+            at = groups.get(command.call_id)
+            if at is None:
+                groups[command.call_id] = len(out)
+                out.append(m.RingGroup((command,)))
+            else:
+                group = out[at]
+                assert isinstance(group, m.RingGroup)
+                out[at] = m.RingGroup((*group.rings, command))
+        else:
+            out.append(command)
+    return out

@@ -1,7 +1,8 @@
 """A real `Engine` on the fake AMI server (tests/ami/fake_ami.py): calls come in as AMI
 events, and what the engine sends Asterisk (AGI commands, Originates) is kept for the test
 to read. The AGI script answers every command at once except Dial, which stays pending (the
-agent's phone rings) until the caller's channel hangs up."""
+agent's phone rings, then the talk) until the test returns it (`dial_returns`) or the
+caller's channel hangs up."""
 from __future__ import annotations
 
 import asyncio
@@ -43,6 +44,7 @@ class FakeLine:
         self.commands: list[str] = []          # AGI commands, in the order they came
         self.digits = "2"                      # what the caller presses in the menu (2: leak)
         self.originate_answered = False        # Asterisk's verdict on each Originate
+        self._dials: list[dict[str, str]] = []  # Dial commands not returned yet
         fake.replies["AGI"] = self._agi
         fake.replies["Originate"] = self._originate
 
@@ -60,6 +62,7 @@ class FakeLine:
         queued: list[dict[str, str] | str] = [{"Response": "Success", "ActionID": action["ActionID"],
                                                "Message": "Added AGI command to queue"}]
         if command.startswith("EXEC Dial"):
+            self._dials.append(action)
             return queued   # the phone rings until the test says otherwise
         reply = f"200 result={self.digits}" if command.startswith("GET DATA") else "200 result=0"
         return [*queued, agi_exec(action["Channel"], CALLER_ID, action["CommandID"], reply)]
@@ -78,11 +81,26 @@ class FakeLine:
         self.fake.session.send({"Event": "AsyncAGIStart", "Privilege": "agi,all", "Channel": channel,
                                 "Uniqueid": uniqueid, "Linkedid": uniqueid, "Env": quote(text, safe="")})
 
-    def agent_answers(self, agent_channel: str, channel: str = CALLER, uniqueid: str = CALLER_ID) -> None:
-        dial = {"Privilege": "call,all", "Channel": channel, "Uniqueid": uniqueid, "Linkedid": uniqueid,
+    def _dial_event(self, agent_channel: str, channel: str, uniqueid: str) -> dict[str, str]:
+        return {"Privilege": "call,all", "Channel": channel, "Uniqueid": uniqueid, "Linkedid": uniqueid,
                 "DestChannel": agent_channel, "DestUniqueid": "1732345200.2", "DestLinkedid": uniqueid}
-        self.fake.session.send({"Event": "DialBegin", **dial, "DialString": agent_channel.split("-")[0]},
-                               {"Event": "DialEnd", **dial, "DialStatus": "ANSWER"})
+
+    def phone_rings(self, agent_channel: str, channel: str = CALLER, uniqueid: str = CALLER_ID) -> None:
+        self.fake.session.send({"Event": "DialBegin", **self._dial_event(agent_channel, channel, uniqueid),
+                                "DialString": agent_channel.split("-")[0]})
+
+    def dial_ends(self, agent_channel: str, status: str, channel: str = CALLER, uniqueid: str = CALLER_ID) -> None:
+        self.fake.session.send({"Event": "DialEnd", **self._dial_event(agent_channel, channel, uniqueid),
+                                "DialStatus": status})
+
+    def agent_answers(self, agent_channel: str, channel: str = CALLER, uniqueid: str = CALLER_ID) -> None:
+        self.phone_rings(agent_channel, channel, uniqueid)
+        self.dial_ends(agent_channel, "ANSWER", channel, uniqueid)
+
+    def dial_returns(self, result: str = "0") -> None:
+        """The oldest pending Dial comes back (the ring or the talk is over); -1: the caller left."""
+        action = self._dials.pop(0)
+        self.fake.session.send(agi_exec(action["Channel"], CALLER_ID, action["CommandID"], f"200 result={result}"))
 
     def hang_up(self, channel: str = CALLER, uniqueid: str = CALLER_ID) -> None:
         self.fake.session.send({"Event": "Hangup", "Privilege": "call,all", "Channel": channel,
