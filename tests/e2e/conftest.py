@@ -278,8 +278,8 @@ class WebHotline:
                                                          "next": "/agent"}) as r:
             assert r.status == 200 and r.url.path == "/agent", (r.status, r.url)
             page = await r.text()
-        found = re.search(r'<meta name="csrf-token" content="([^"]+)">', page)
-        assert found, "the agent page carries the CSRF token"
+        found = re.search(r'<input type="hidden" name="csrf_token" value="([^"]+)">', page)
+        assert found, "the agent page carries the CSRF token (its log-out form and htmx headers)"
         return WebUser(username, self.base, http, found.group(1))
 
     async def log_in_api(self, username: str) -> WebUser:
