@@ -77,16 +77,24 @@ def received(log: Path) -> list[str]:
     return out
 
 
-async def run(count: int, folder: Path, concurrency: int) -> dict[str, Any]:
-    admin, box, sendsms, carrier, mo, web_port = free_ports(6)
-    sms = {"config_dir": str(folder / "kannel"), "admin_port": admin, "smsbox_port": box, "sendsms_port": sendsms,
-           "carrier_port": carrier, "mo_inject_port": mo, "sendsms_password": "bench-pw", "admin_password": "bench-adm",
-           "mo_token": "bench-mo", "callback_url": f"http://127.0.0.1:{web_port}"}
+async def kannel(action: str, folder: Path, sms: dict[str, Any] | None = None) -> tuple[dict[str, Any], int]:
+    """Start (on free loopback ports) or stop Kannel and fakesmsc with scripts/kannel.sh; the
+    [sms] settings it runs with, and the web port its callbacks go to."""
+    if sms is None:
+        admin, box, sendsms, carrier, mo, web_port = free_ports(6)
+        sms = {"config_dir": str(folder / "kannel"), "admin_port": admin, "smsbox_port": box,
+               "sendsms_port": sendsms, "carrier_port": carrier, "mo_inject_port": mo, "sendsms_password": "bench-pw",
+               "admin_password": "bench-adm", "mo_token": "bench-mo", "callback_url": f"http://127.0.0.1:{web_port}"}
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCENTER_")}
     env.update({f"CALLCENTER_SMS__{k.upper()}": str(v) for k, v in sms.items()})
     env.update({"PY": sys.executable, "PYTHONPATH": str(ROOT)})
-    script = str(ROOT / "scripts" / "kannel.sh")
-    await asyncio.to_thread(subprocess.run, [script, "start"], env=env, cwd=ROOT, check=True, capture_output=True)
+    await asyncio.to_thread(subprocess.run, [str(ROOT / "scripts" / "kannel.sh"), action], env=env, cwd=ROOT,
+                            check=True, capture_output=True)
+    return sms, int(sms["callback_url"].rsplit(":", 1)[1])
+
+
+async def run(count: int, folder: Path, concurrency: int) -> dict[str, Any]:
+    sms, web_port = await kannel("start", folder)
     url = f"sqlite+aiosqlite:///{folder / 'bench.db'}"
     settings = load_settings(overrides={"database": {"url": url}, "web": {"secret_key": "b" * 32},
                                         "ami": {"secret": "bench"}, "sms": {**sms, "quiet_start": "00:00",
@@ -148,7 +156,7 @@ async def run(count: int, folder: Path, concurrency: int) -> dict[str, Any]:
     counts = await service.counts()
     await runner.cleanup()
     await db.dispose()
-    await asyncio.to_thread(subprocess.run, [script, "stop"], env=env, cwd=ROOT, check=True, capture_output=True)
+    await kannel("stop", folder, sms)
     got = collections.Counter(received(folder / "kannel" / "fakesmsc.log"))
     return {
         "benchmark": "sms", "count": count, "enqueued": added, "enqueue_s": round(enqueued_s, 3),
@@ -171,15 +179,7 @@ async def run_with_calls(count: int, folder: Path, concurrency: int, calls_per_s
     from callcenter.rig import AsteriskRig
     from callcenter.sipp import Sipp, caller_scenario
 
-    admin, box, sendsms, carrier, mo, web_port = free_ports(6)
-    sms = {"config_dir": str(folder / "kannel"), "admin_port": admin, "smsbox_port": box, "sendsms_port": sendsms,
-           "carrier_port": carrier, "mo_inject_port": mo, "sendsms_password": "bench-pw", "admin_password": "bench-adm",
-           "mo_token": "bench-mo", "callback_url": f"http://127.0.0.1:{web_port}"}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCENTER_")}
-    env.update({f"CALLCENTER_SMS__{k.upper()}": str(v) for k, v in sms.items()})
-    env.update({"PY": sys.executable, "PYTHONPATH": str(ROOT)})
-    script = str(ROOT / "scripts" / "kannel.sh")
-    await asyncio.to_thread(subprocess.run, [script, "start"], env=env, cwd=ROOT, check=True, capture_output=True)
+    sms, web_port = await kannel("start", folder)
     settings = load_settings(overrides={
         "database": {"url": f"sqlite+aiosqlite:///{folder / 'bench.db'}"},
         "web": {"secret_key": secrets.token_hex(16), "host": "127.0.0.1", "port": web_port},
@@ -221,7 +221,7 @@ async def run_with_calls(count: int, folder: Path, concurrency: int, calls_per_s
             rtt = callers.rtt_ms()
     finally:
         rig.stop()
-        await asyncio.to_thread(subprocess.run, [script, "stop"], env=env, cwd=ROOT, check=True, capture_output=True)
+        await kannel("stop", folder, sms)
     got = collections.Counter(received(folder / "kannel" / "fakesmsc.log"))
     ordered = sorted(rtt)
     return {

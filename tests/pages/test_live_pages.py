@@ -37,7 +37,6 @@ from tests.pages import test_pages_browser as browser_tests
 from tests.pages.conftest import PASSWORDS
 from tests.pages.test_pages_browser import WIDTHS, no_sideways_scroll, open_as
 
-chromium_browser, shots = browser_tests.chromium_browser, browser_tests.shots   # the browser tests' fixtures
 CALLER_NUMBER = "13800000001"
 AGENT_CHANNEL = "PJSIP/1001-00000002"
 

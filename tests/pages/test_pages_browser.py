@@ -6,17 +6,15 @@ error on any of them fails the test; screenshots go to var/test-results/pages/ (
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
+from playwright.async_api import Browser, ConsoleMessage, Page, expect
 
 from callcenter.workorders.models import WorkOrder
 from tests.pages.conftest import LANDING, PASSWORDS
 from tests.pages.test_pages_http import PNG
 
-CHROMIUM = "/usr/bin/chromium"
 WIDTHS = {"desktop": (1280, 800), "phone": (390, 844)}
 
 
@@ -24,22 +22,6 @@ WIDTHS = {"desktop": (1280, 800), "phone": (390, 844)}
 def database_url(tmp_path: Path) -> str:
     """SQLite only: the pages' rules are the API's, which the HTTP tests run on PostgreSQL too."""
     return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
-
-
-@pytest.fixture(scope="session")
-def shots(pytestconfig: pytest.Config) -> Path:
-    folder = Path(pytestconfig.rootpath) / "var" / "test-results" / "pages"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-@pytest.fixture
-async def chromium_browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM,
-                                                    args=["--no-sandbox", "--disable-dev-shm-usage"])
-        yield chromium
-        await chromium.close()
 
 
 @pytest.fixture

@@ -8,19 +8,18 @@ errors anywhere; screenshots at 1280 and 390 px go to var/test-results/pages/.
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
 from callcenter.qa.models import Assignment, Dispute, Review
 from callcenter.web import access, users
 from tests.pages.conftest import PASSWORDS
 from tests.pages.qa_call import add_recorded_call, with_qa_routes
-from tests.pages.test_pages_browser import CHROMIUM, WIDTHS, Watched, no_sideways_scroll
+from tests.pages.test_pages_browser import WIDTHS, Watched, no_sideways_scroll
 
 QA2_PASSWORD = "qa2-password-1"
 LANDS = {"qa": "/qa", "qa2": "/qa", "agent": "/agent"}
@@ -30,23 +29,6 @@ TOLERANCE_S = 0.3
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
-
-
-@pytest.fixture(scope="session")
-def shots(pytestconfig: pytest.Config) -> Path:
-    folder = Path(pytestconfig.rootpath) / "var" / "test-results" / "pages"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-@pytest.fixture
-async def chromium_browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required"])
-        yield chromium
-        await chromium.close()
 
 
 @pytest.fixture
