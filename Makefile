@@ -12,7 +12,7 @@ run: setup
 
 test: setup
 	CALLCENTER_NEED_POSTGRES=1 scripts/setup-system.sh
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 setup: system venv
 

@@ -7,6 +7,7 @@ keys under it.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from argon2 import PasswordHasher
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -21,9 +23,38 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from callcenter.clock import ManualClock
 from callcenter.config import Settings, load_settings
 from callcenter.db import create_engine, make_sessionmaker, migrate
+from callcenter.db.base import migrate_sync
+from callcenter.web import users
 
 POSTGRES_ADMIN_URL = os.environ.get("CALLCENTER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("CALLCENTER_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+# Tests that share one thing of the machine run one after another on one worker when the suite
+# runs in parallel (pytest-xdist, `--dist loadgroup`): the real Asterisk (one root, ports 5038
+# and 5060, started once per worker by the `rig` fixture) and the Kannel gateway. Everything
+# else makes its own database, Redis prefix, ports and folders, and runs on any worker.
+SHARED_FIXTURES = {"rig": "asterisk", "gateway": "kannel"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        group = next((g for fixture, g in SHARED_FIXTURES.items() if fixture in names), None)
+        if group is None and item.get_closest_marker("asterisk"):
+            group = "asterisk"
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def quick_password_hashes() -> Iterator[None]:
+    """argon2 at its smallest cost in tests: a page test makes six users, and at the library's
+    defaults (what the hotline runs) each hash takes a tenth of a second or more. Hashing,
+    checking, the password pool and the limits behave the same at any cost."""
+    real = users._hasher
+    users._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    yield
+    users._hasher = real
 
 
 @pytest.fixture
@@ -66,11 +97,27 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database brought to the newest schema once per test session (by the same
+    migrations `callcenter run` runs). Each test gets a copy: migrating from nothing takes a
+    second or two, copying the file a millisecond."""
+    path = tmp_path_factory.mktemp("migrated") / "migrated.db"
+    migrate_sync(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+def fresh_sqlite(template: Path, path: Path) -> str:
+    """A migrated, empty SQLite database at `path` (a copy of the session's), as a URL."""
+    shutil.copyfile(template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Parametrised: every test that uses it runs on SQLite and on PostgreSQL."""
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+        return fresh_sqlite(request.getfixturevalue("migrated_sqlite"), tmp_path / "test.db")
     url: str = request.getfixturevalue("postgres_url")
     return url
 
@@ -78,7 +125,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     """A migrated, empty database (PostgreSQL: emptied again after the test)."""
-    await migrate(database_url)
+    if not database_url.startswith("sqlite"):    # SQLite: database_url is a migrated copy already
+        await migrate(database_url)
     engine = create_engine(database_url)
     yield engine
     if engine.dialect.name == "postgresql":

@@ -37,7 +37,7 @@ from callcenter.ivr.model import load_menu
 from callcenter.ivr.prompts import build_prompts
 from callcenter.rig import AsteriskRig, RigError
 from callcenter.sipp import Sipp
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, fresh_sqlite
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
 AGENTS = {"1001": 5071, "1002": 5072, "1003": 5073, "1004": 5074}
@@ -179,13 +179,14 @@ class Hotline:
 
 
 @pytest.fixture
-async def hotline(rig: AsteriskRig, sipp: Sipp, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Hotline]:
+async def hotline(rig: AsteriskRig, sipp: Sipp, tmp_path: Path, migrated_sqlite: Path,
+                  request: pytest.FixtureRequest) -> AsyncIterator[Hotline]:
     """The hotline `build_hotline` builds — what `callcenter run` runs: engine, web app (with
     the users of WEB_USERS), duties — on a fresh SQLite database and a Redis prefix of its own.
     SMS is off (tests/sms has its own Kannel)."""
     assert rig.settings.ami.secret is not None
     overrides = rig_overrides(rig.spool, rig.settings.ami.secret.get_secret_value())
-    overrides["database"] = {"url": f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}"}
+    overrides["database"] = {"url": fresh_sqlite(migrated_sqlite, tmp_path / "calls.db")}
     overrides["redis"] = {"url": REDIS_URL, "prefix": f"cctest:{uuid.uuid4().hex[:8]}:"}
     overrides["web"] = {**overrides["web"], "host": "127.0.0.1", "port": free_port()}
     overrides["users"] = WEB_USERS

@@ -33,6 +33,7 @@ from callcenter.web.app import init_app
 from callcenter.workorders import http as orders_http
 from tests.ami.fake_ami import FakeAmi
 from tests.calls.fake_line import SHORT_MENU, FakeLine, agent, line_settings
+from tests.conftest import fresh_sqlite
 from tests.pages import test_pages_browser as browser_tests
 from tests.pages.conftest import PASSWORDS
 from tests.pages.test_pages_browser import WIDTHS, no_sideways_scroll, open_as
@@ -42,8 +43,8 @@ AGENT_CHANNEL = "PJSIP/1001-00000002"
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+def database_url(tmp_path: Path, migrated_sqlite: Path) -> str:
+    return fresh_sqlite(migrated_sqlite, tmp_path / "test.db")
 
 
 class CustomerPop:

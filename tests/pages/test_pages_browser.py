@@ -12,6 +12,7 @@ import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, expect
 
 from callcenter.workorders.models import WorkOrder
+from tests.conftest import fresh_sqlite
 from tests.pages.conftest import LANDING, PASSWORDS
 from tests.pages.test_pages_http import PNG
 
@@ -19,9 +20,9 @@ WIDTHS = {"desktop": (1280, 800), "phone": (390, 844)}
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
+def database_url(tmp_path: Path, migrated_sqlite: Path) -> str:
     """SQLite only: the pages' rules are the API's, which the HTTP tests run on PostgreSQL too."""
-    return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    return fresh_sqlite(migrated_sqlite, tmp_path / "test.db")
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from callcenter.qa.models import Assignment, Dispute, Review
 from callcenter.web import access, users
+from tests.conftest import fresh_sqlite
 from tests.pages.conftest import PASSWORDS
 from tests.pages.qa_call import add_recorded_call, with_qa_routes
 from tests.pages.test_pages_browser import WIDTHS, Watched, no_sideways_scroll
@@ -27,8 +28,8 @@ TOLERANCE_S = 0.3
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+def database_url(tmp_path: Path, migrated_sqlite: Path) -> str:
+    return fresh_sqlite(migrated_sqlite, tmp_path / "test.db")
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ from callcenter.web import access, api, users
 from callcenter.web.app import init_app
 from callcenter.workorders import http as orders_http
 from tests.calls.fake_line import agent, running_line
+from tests.conftest import fresh_sqlite
 from tests.web.test_app import FakeLive
 
 SEED = 20261201
@@ -52,9 +53,9 @@ TOKENS = {access.ADMIN: "admin-token", access.SUPERVISOR: "sup-token", access.AG
 
 
 @pytest.fixture
-def database_url(tmp_path) -> str:
+def database_url(tmp_path: Path, migrated_sqlite: Path) -> str:
     """SQLite only: the contract is the web layer's; the database tests run on both."""
-    return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    return fresh_sqlite(migrated_sqlite, tmp_path / "test.db")
 
 
 def _silent(text: str, target: Path, *args: Any) -> Path:
