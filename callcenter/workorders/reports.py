@@ -140,6 +140,7 @@ class Report:
     units: list[dict[str, Any]] = field(default_factory=list)           # per unit: taken, finished, open
     days: list[dict[str, Any]] = field(default_factory=list)            # per day: calls, answered, orders
     notable: list[dict[str, Any]] = field(default_factory=list)         # case analyses (案例分析)
+    counts: dict[str, int] = field(default_factory=dict)                # how many rows each set of Sets has
 
 
 def _hour(dialect: str, column: Any) -> ColumnElement[Any]:
@@ -238,6 +239,7 @@ class Sets:
 
     def __init__(self, dialect: str, p: Period, answer_within_s: float, categories: Categories) -> None:
         self.period, self.dialect = p, dialect
+        self.counted: dict[str, int] = {}    # filled by `figures`: how many rows each set has
         dispatched, arrived = self._first("dispatch"), self._first("arrive")
         answered_fu = (select(FollowUp.order_id).where(FollowUp.state.in_(ANSWERED_FOLLOW_UPS))
                        .group_by(FollowUp.order_id).subquery("answered_fu"))
@@ -292,8 +294,13 @@ class Sets:
 
     # -------------------------------------------------------------- the rows of a population
 
-    def source(self, rows: str) -> Any:
-        return {CALLS: Call.__table__, ORDERS: self._order_source, FOLLOW_UPS: FollowUp.__table__}[rows]
+    def source(self, rows: str, names: Sequence[str] = ()) -> Any:
+        """What the rows are read from: the orders joined to their first dispatch and arrival and
+        their follow-ups only when one of the sets asks for those (a plain count per category
+        or day has no need to aggregate the events)."""
+        if rows == ORDERS:
+            return self._order_source if set(names) & JOINED_SETS else WorkOrder.__table__
+        return {CALLS: Call.__table__, FOLLOW_UPS: FollowUp.__table__}[rows]
 
     def in_period(self, rows: str, narrowing: Narrowing | None = None) -> list[ColumnElement[bool]]:
         """The population's rows of the period (calls by arrival, orders by taking, follow-ups by
@@ -332,7 +339,7 @@ class Sets:
         columns: list[ColumnElement[Any]] = [
             func.sum(case((self.condition(name, rows), 1), else_=0)).label(name) for name in names]
         columns += [func.avg(case((self.condition(BY_MEAN[m], rows), self.values[m]))).label(m) for m in means]
-        return select(*columns).select_from(self.source(rows))
+        return select(*columns).select_from(self.source(rows, [*names, *(BY_MEAN[m] for m in means)]))
 
     async def figures(self, session: AsyncSession) -> dict[str, float | int | None]:
         """Every indicator of the period, one aggregate query per population."""
@@ -343,6 +350,7 @@ class Sets:
             means = sorted({i.mean for i in mine if i.mean})
             row = (await session.execute(self.counts(rows, names, means).where(*self.in_period(rows)))).one()
             values = dict(zip([*names, *means], row, strict=True))
+            self.counted.update({name: values[name] or 0 for name in names})
             for i in mine:
                 if i.of:
                     found[i.name] = _pct(values[i.counted], values[i.of])
@@ -365,11 +373,13 @@ class Sets:
         of ("of"): the same sets and the same period as `figures`."""
         name = indicator.of if part == "of" and indicator.of else indicator.counted
         key = {CALLS: Call.id, ORDERS: WorkOrder.id, FOLLOW_UPS: FollowUp.id}[indicator.rows]
-        return (select(key).select_from(self.source(indicator.rows))
+        return (select(key).select_from(self.source(indicator.rows, [name]))
                 .where(*self.in_period(indicator.rows, narrowing), self.condition(name, indicator.rows)))
 
 
 ANSWERED_FOLLOW_UPS = ("satisfied", "unsatisfied")
+# The order sets that read the order's events or follow-ups (the others read the order alone).
+JOINED_SETS = frozenset({"dispatched_in_time", "arrived_in_time", "needs_follow_up", "followed_up"})
 BY_MEAN = {i.mean: i.counted for i in INDICATORS if i.mean}
 
 
@@ -380,6 +390,7 @@ async def build(sessionmaker: async_sessionmaker[AsyncSession], kind: str, when:
     async with sessionmaker() as session:
         sets = Sets(session.get_bind().dialect.name, p, answer_within_s, categories)
         report = Report(p, hotline, now or datetime.now(UTC), await sets.figures(session))
+        report.counts = dict(sets.counted)
         await _blocks(session, sets, categories, report)
     return report
 
