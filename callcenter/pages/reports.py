@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from aiohttp import web
 from pydantic import Field, ValidationError
@@ -88,6 +89,7 @@ DISPOSITION_LABELS = {
     "callback": N_("Callback"), "failed": N_("Failed"),
 }
 NARROWING_LABELS = {"category": N_("Category"), "subcategory": N_("Sub-category"), "unit": N_("Unit"), "day": N_("Day")}
+HANGUP_LABELS = {"caller": N_("The caller"), "agent": N_("The agent"), "system": N_("The system")}
 FOLLOW_UP_LABELS = {"satisfied": N_("Satisfied"), "unsatisfied": N_("Not satisfied")}
 WRITTEN = re.compile(r"^(daily|weekly|cycle|monthly)-(\d{4}-\d{2}-\d{2}|\d{4}-W\d{2}|\d{4}-\d{2})\.(csv|xlsx|html)$")
 
@@ -153,7 +155,6 @@ class Chosen:
 
     def query(self, **more: Any) -> str:
         """The period (and more) as the query of a link."""
-        from urllib.parse import urlencode
         return urlencode({self.field: self.when, **{k: v for k, v in more.items() if v not in (None, "")}})
 
 
@@ -225,7 +226,8 @@ def _written_sets(found: dict[str, Path]) -> list[dict[str, Any]]:
 def _page(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
     return pages.render(request, template, status=status, kind_labels=KIND_LABELS, figure_labels=FIGURE_LABELS,
                         set_labels=SET_LABELS, disposition_labels=DISPOSITION_LABELS,
-                        follow_up_labels=FOLLOW_UP_LABELS, narrowing_labels=NARROWING_LABELS, **context)
+                        follow_up_labels=FOLLOW_UP_LABELS, narrowing_labels=NARROWING_LABELS,
+                        hangup_labels=HANGUP_LABELS, **context)
 
 
 def _bad(request: web.Request, error: str, kind: str = "daily") -> web.Response:
@@ -263,7 +265,7 @@ async def _report_page(request: web.Request, kind: str) -> web.Response:
     day_top = max((d["calls"] for d in days), default=0) or 1
     before, after = _neighbours(kind, chosen.when)
     return _page(request, "reports.html", report=report, chosen=chosen, indicators=reports.INDICATORS,
-                 groups=GROUPS, before=before, after=after, day_top=day_top,
+                 groups=GROUPS, first_day=days[0]["day"] if days else "", last_day=days[-1]["day"] if days else "", before=before, after=after, day_top=day_top,
                  category_bars=bars(report.categories, "taken"), unit_bars=bars(report.units, "taken"),
                  written=_written_sets(written_reports(_written_dir(request))), formats=tuple(FORMATS))
 
@@ -300,6 +302,7 @@ async def drill_down(request: web.Request, path: FigurePath) -> web.Response:
     sets = chosen.sets
     counted = sets.rows(indicator, query.part, narrowing).subquery()
     model: Any = {reports.CALLS: Call, reports.ORDERS: WorkOrder, reports.FOLLOW_UPS: FollowUp}[indicator.rows]
+    listed = sets.rows(indicator, query.part, narrowing, model)
     order_by = {reports.CALLS: (Call.arrived_at, Call.id), reports.ORDERS: (WorkOrder.created_at, WorkOrder.id),
                 reports.FOLLOW_UPS: (FollowUp.answered_at, FollowUp.id)}[indicator.rows]
     async with request.app[SESSIONMAKER]() as session:
@@ -309,9 +312,7 @@ async def drill_down(request: web.Request, path: FigurePath) -> web.Response:
             other_part = "counted" if query.part == "of" else "of"
             other = (await session.execute(select(func.count()).select_from(
                 sets.rows(indicator, other_part, narrowing).subquery()))).scalar_one()
-        rows = list((await session.scalars(
-            select(model).where(model.id.in_(select(counted.c[0]))).order_by(*order_by)
-            .offset(query.offset).limit(PAGE_ROWS))).all())
+        rows = list((await session.scalars(listed.order_by(*order_by).offset(query.offset).limit(PAGE_ROWS))).all())
     narrowed = {k: v for k, v in (("category", query.category), ("subcategory", query.subcategory),
                                   ("unit", query.unit), ("day", query.day.isoformat() if query.day else None))
                 if v is not None}

@@ -244,11 +244,8 @@ class Sets:
         answered_fu = (select(FollowUp.order_id).where(FollowUp.state.in_(ANSWERED_FOLLOW_UPS))
                        .group_by(FollowUp.order_id).subquery("answered_fu"))
         any_fu = select(FollowUp.order_id).distinct().subquery("any_fu")
-        self._order_source = (WorkOrder.__table__
-                              .outerjoin(dispatched, dispatched.c.order_id == WorkOrder.id)
-                              .outerjoin(arrived, arrived.c.order_id == WorkOrder.id)
-                              .outerjoin(answered_fu, answered_fu.c.order_id == WorkOrder.id)
-                              .outerjoin(any_fu, any_fu.c.order_id == WorkOrder.id))
+        self._joins = {name: subquery for name, subquery in
+                       (("dispatch", dispatched), ("arrive", arrived), ("answered_fu", answered_fu), ("any_fu", any_fu))}
         always = [cid for cid, c in categories.categories.items() if c.follow_up == "always"] or [""]
         answered = Call.disposition == ANSWERED
         wait = seconds_between(dialect, Call.arrived_at, Call.agent_answered_at)
@@ -298,9 +295,14 @@ class Sets:
         """What the rows are read from: the orders joined to their first dispatch and arrival and
         their follow-ups only when one of the sets asks for those (a plain count per category
         or day has no need to aggregate the events)."""
-        if rows == ORDERS:
-            return self._order_source if set(names) & JOINED_SETS else WorkOrder.__table__
-        return {CALLS: Call.__table__, FOLLOW_UPS: FollowUp.__table__}[rows]
+        if rows != ORDERS:
+            return {CALLS: Call.__table__, FOLLOW_UPS: FollowUp.__table__}[rows]
+        needed = {join for name in names for join in JOINS.get(name, ())}
+        source: Any = WorkOrder.__table__
+        for join, subquery in self._joins.items():
+            if join in needed:
+                source = source.outerjoin(subquery, subquery.c.order_id == WorkOrder.id)
+        return source
 
     def in_period(self, rows: str, narrowing: Narrowing | None = None) -> list[ColumnElement[bool]]:
         """The population's rows of the period (calls by arrival, orders by taking, follow-ups by
@@ -368,18 +370,22 @@ class Sets:
 
     # -------------------------------------------------------------- the rows behind a figure
 
-    def rows(self, indicator: Indicator, part: str = "counted", narrowing: Narrowing | None = None) -> Select[Any]:
-        """The ids of the rows a figure counted (`part` "counted"), or of the rows its share is
-        of ("of"): the same sets and the same period as `figures`."""
+    def rows(self, indicator: Indicator, part: str = "counted", narrowing: Narrowing | None = None,
+             *columns: Any) -> Select[Any]:
+        """The rows a figure counted (`part` "counted"), or the rows its share is of ("of"): the
+        same sets and the same period as `figures`. Their ids, or the `columns` asked for (the
+        drill-down asks for the whole row: `Call`, `WorkOrder`, `FollowUp`)."""
         name = indicator.of if part == "of" and indicator.of else indicator.counted
         key = {CALLS: Call.id, ORDERS: WorkOrder.id, FOLLOW_UPS: FollowUp.id}[indicator.rows]
-        return (select(key).select_from(self.source(indicator.rows, [name]))
+        return (select(*(columns or (key,))).select_from(self.source(indicator.rows, [name]))
                 .where(*self.in_period(indicator.rows, narrowing), self.condition(name, indicator.rows)))
 
 
 ANSWERED_FOLLOW_UPS = ("satisfied", "unsatisfied")
-# The order sets that read the order's events or follow-ups (the others read the order alone).
-JOINED_SETS = frozenset({"dispatched_in_time", "arrived_in_time", "needs_follow_up", "followed_up"})
+# The order sets that read the order's first dispatch or arrival or its follow-ups, and which
+# (the others read the order alone).
+JOINS = {"dispatched_in_time": ("dispatch",), "arrived_in_time": ("arrive",), "needs_follow_up": ("any_fu",),
+         "followed_up": ("answered_fu",)}
 BY_MEAN = {i.mean: i.counted for i in INDICATORS if i.mean}
 
 
