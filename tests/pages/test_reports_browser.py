@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date
 from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
 from playwright.async_api import expect
 
+from callcenter.workorders import http as orders_http
 from callcenter.workorders.reports import INDICATORS
+from callcenter.workorders.runner import write_due_reports
 from tests.pages.report_period import WEEK, seed_week
 from tests.pages.test_pages_browser import no_sideways_scroll, open_as
 
@@ -27,8 +30,11 @@ def database_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def week(hotline, sessionmaker):
-    return await seed_week(sessionmaker)
+async def week(hotline, sessionmaker, settings):
+    seeded = await seed_week(sessionmaker)
+    # what the running hotline writes on the Monday after the week (workorders/runner.py)
+    await write_due_reports(settings, hotline.app[orders_http.ORDERS], date(2026, 11, 30))
+    return seeded
 
 
 @pytest.fixture
@@ -57,7 +63,7 @@ async def test_the_weekly_report_page_equals_its_xlsx_and_drills_down_to_its_cal
              for li in await figures.all()}
 
     async with page.expect_download() as xlsx_download:
-        await page.get_by_role("link", name="XLSX").click()
+        await page.locator(".report-tools").get_by_role("link", name="XLSX").click()
     xlsx = Path(await (await xlsx_download.value).path()).read_bytes()
     sheet = load_workbook(io.BytesIO(xlsx))["indicators"]
     book = {r[0]: r[2] for r in sheet.iter_rows(values_only=True) if r and len(r) > 2}
@@ -65,18 +71,24 @@ async def test_the_weekly_report_page_equals_its_xlsx_and_drills_down_to_its_cal
     assert shown["calls"] == 4 and shown["abandon_rate_pct"] == 33.33
 
     async with page.expect_download() as csv_download:
-        await page.get_by_role("link", name="CSV").click()
+        await page.locator(".report-tools").get_by_role("link", name="CSV").click()
     rows = list(csv.reader(io.StringIO(Path(await (await csv_download.value).path()).read_text("utf-8-sig"))))
     from_csv = {r[0]: r[1] for r in rows if len(r) == 2 and r[0] in shown}
     assert {k: number(v or "—") for k, v in from_csv.items()} == shown
 
     async with page.context.expect_page() as printable_opened:
-        await page.get_by_role("link", name="打印版").click()
+        await page.locator(".report-tools").get_by_role("link", name="打印版").click()
     printable = await printable_opened.value
     await printable.wait_for_load_state()
     await expect(printable.locator("h1")).to_contain_text(WEEK)
     await expect(printable.locator("body")).to_contain_text("3分钟派单率")
     await printable.close()
+    written = page.locator('tr[data-written="weekly-2026-W48"]')
+    await expect(written).to_contain_text("周报")
+    async with page.expect_download() as written_download:
+        await written.get_by_role("link", name="XLSX").click()
+    sheet = load_workbook(io.BytesIO(Path(await (await written_download.value).path()).read_bytes()))["indicators"]
+    assert {r[0]: r[2] for r in sheet.iter_rows(values_only=True) if r and len(r) > 2}["orders_taken"] == 4
     await no_sideways_scroll(page)
     await page.screenshot(path=shots / "reports-desktop.png", full_page=True)
 
