@@ -164,3 +164,29 @@ async def test_only_supervisors_and_admins_open_the_reports(aiohttp_client, hotl
         await client.close()
     anonymous = await aiohttp_client(hotline.app)
     assert (await anonymous.get("/reports", allow_redirects=False)).status in (302, 401)
+
+
+@SQLITE_ONLY
+async def test_a_long_drill_down_comes_a_hundred_rows_a_page_and_english_on_asking(aiohttp_client, hotline,
+                                                                                 sessionmaker) -> None:
+    from datetime import timedelta
+
+    from callcenter.calls.models import Call
+    from tests.pages.report_period import at
+
+    async with sessionmaker() as session, session.begin():
+        session.add_all(Call(id=f"00000000-0000-4000-8000-{n:012d}", uniqueid=f"long-{n}", linkedid=f"long-{n}",
+                             channel="PJSIP/trunk-1", caller_number="13800000009",
+                             arrived_at=at(2, 8) + timedelta(minutes=n), disposition="abandoned_in_ivr", closed=True)
+                        for n in range(105))
+    client = await aiohttp_client(hotline.app)
+    await sign_in(client, "sup")
+    first = await (await client.get(f"/reports/weekly/calls?week={WEEK}&day=2026-11-25")).text()
+    assert len(drilled(first, "call")) == 100 and 'data-total="105"' in first
+    next_page = re.search(r'href="\?([^"]+)" rel="next"', first)
+    assert next_page is not None
+    rest = await (await client.get(f"/reports/weekly/calls?{next_page.group(1).replace('&amp;', '&')}")).text()
+    assert drilled(rest, "call") == [f"00000000-0000-4000-8000-{n:012d}" for n in range(100, 105)]
+    assert set(drilled(first, "call")).isdisjoint(drilled(rest, "call"))
+    english = await (await client.get(f"/reports/weekly?week={WEEK}&lang=en")).text()
+    assert "Incoming calls" in english and "Answered within three rings" in english and "来电" not in english
