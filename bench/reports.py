@@ -1,7 +1,9 @@
 """Reports benchmark: a year of a busy hotline — 1,000,000 calls, 300,000 work orders (100,000
 of them open), their dispatch/arrival events and follow-ups — on SQLite and on PostgreSQL.
 
-Times (median of --runs): the monthly report (calendar month and the 26th–25th cycle) and one
+Times (median of --runs): the monthly report (calendar month and the 26th–25th cycle), the
+drill-down of two of its figures as the reports page lists them (the month's calls, and the
+field orders dispatched within 3 minutes: the count and the first page of 100 rows) and one
 deadline-watcher scan over the 100,000 open orders (read, decide; no deadline is due at the
 scan's moment, so it measures the pass itself, not the escalations it would write).
 
@@ -29,11 +31,14 @@ from typing import Any
 
 import psycopg
 from benchinfo import machine
+from sqlalchemy import func, select
 
+from callcenter.calls.models import Call
 from callcenter.db import create_engine, make_sessionmaker, migrate
 from callcenter.workorders import watcher
 from callcenter.workorders.categories import load_categories
-from callcenter.workorders.reports import build
+from callcenter.workorders.models import WorkOrder
+from callcenter.workorders.reports import BY_NAME, Sets, build, period
 from callcenter.workorders.service import WorkOrderService
 
 RESULTS = Path(__file__).with_name("results") / "reports.json"
@@ -132,13 +137,30 @@ def load_postgres(url: str, tables: dict[str, tuple[tuple[str, ...], Any]]) -> N
         conn.execute("ANALYZE")
 
 
+async def drill_down(sessionmaker: Any, categories: Any) -> dict[str, int]:
+    """Two figures' drill-downs of the month, as pages/reports.py runs them: the count of the rows
+    a figure counted and their first page."""
+    listed = {}
+    async with sessionmaker() as session:
+        sets = Sets(session.get_bind().dialect.name, period("monthly", MONTH, TZ), 15, categories)
+        for name, model, order in (("calls", Call, Call.arrived_at), ("dispatch_within_3_min_pct", WorkOrder,
+                                                                       WorkOrder.created_at)):
+            counted = sets.rows(BY_NAME[name]).subquery()
+            total = (await session.execute(select(func.count()).select_from(counted))).scalar_one()
+            rows = (await session.scalars(sets.rows(BY_NAME[name], "counted", None, model)
+                                          .order_by(order, model.id).limit(100))).all()
+            listed[name] = total
+            assert len(rows) == min(total, 100)
+    return listed
+
+
 async def measure(url: str, runs: int) -> dict[str, Any]:
     db = create_engine(url)
     sessionmaker = make_sessionmaker(db)
     categories = load_categories()
     service = WorkOrderService(sessionmaker, categories, TZ)
     policy = watcher.Policy()
-    timings: dict[str, list[float]] = {"monthly_s": [], "cycle_s": [], "watcher_scan_s": []}
+    timings: dict[str, list[float]] = {"monthly_s": [], "cycle_s": [], "drill_down_s": [], "watcher_scan_s": []}
     figures: dict[str, Any] = {}
     try:
         for _ in range(runs):
@@ -147,6 +169,9 @@ async def measure(url: str, runs: int) -> dict[str, Any]:
                 report = await build(sessionmaker, kind, MONTH, tz=TZ, categories=categories, answer_within_s=15)
                 timings[key].append(time.perf_counter() - t0)
                 figures[kind] = {"calls": report.indicators["calls"], "orders": report.indicators["orders_taken"]}
+            t0 = time.perf_counter()
+            figures["drill_down"] = await drill_down(sessionmaker, categories)
+            timings["drill_down_s"].append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             actions = await watcher.scan(service, policy, now=datetime(2026, 11, 1, tzinfo=UTC))
             timings["watcher_scan_s"].append(time.perf_counter() - t0)

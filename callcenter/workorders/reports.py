@@ -4,6 +4,11 @@
 A report is computed by aggregate queries (the database does the counting, on SQLite and
 PostgreSQL alike) into a plain `Report`, which `render.py` writes as CSV, XLSX or HTML.
 
+Each indicator is defined once, in `INDICATORS` and the sets of `Sets`: which rows (calls,
+orders, follow-ups) it counts, and for a rate the rows it is a share of. The figure is the count
+(or the mean) of that set; the drill-down of the figure (`Sets.rows`) lists the same set's rows,
+so a figure and its list cannot drift apart.
+
 Indicators, as the hotline defines them
 ---------------------------------------
 - calls: calls that arrived in the period; answered: a human agent answered.
@@ -17,6 +22,7 @@ Indicators, as the hotline defines them
   categories followed up always, and every order a follow-up was scheduled for).
 - satisfaction: follow-ups answered "satisfied", of all answered; survey: the mean rating
   callers gave at the end of the call.
+- escalated: orders taken in the period that were escalated (督办) at least once.
 - complaint rate: complaints, of all orders; repeat-complaint rate: second complaints
   (二次投诉, a complaint while the caller's earlier order was still open), of complaints.
 - same-day follow-up closure: follow-ups answered the day they were due (日结日清).
@@ -25,11 +31,12 @@ from __future__ import annotations
 
 import zoneinfo
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, func, literal, select
+from sqlalchemy import Float, Select, and_, case, cast, func, not_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -133,6 +140,7 @@ class Report:
     units: list[dict[str, Any]] = field(default_factory=list)           # per unit: taken, finished, open
     days: list[dict[str, Any]] = field(default_factory=list)            # per day: calls, answered, orders
     notable: list[dict[str, Any]] = field(default_factory=list)         # case analyses (案例分析)
+    counts: dict[str, int] = field(default_factory=dict)                # how many rows each set of Sets has
 
 
 def _hour(dialect: str, column: Any) -> ColumnElement[Any]:
@@ -155,19 +163,241 @@ def _as_utc_hour(value: Any) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# ------------------------------------------------------------------ what each figure counts
+
+CALLS, ORDERS, FOLLOW_UPS = "calls", "orders", "follow_ups"
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """One figure of the report and the rows behind it.
+
+    - a count: the number of `rows` in the set `counted`;
+    - a share (`of`): the rows of `counted` as a percentage of the rows of `of`;
+    - a mean (`mean`): the mean of that value over the rows of `counted`.
+    The sets are `Sets`'s conditions, the same for the figure and for its drill-down."""
+
+    name: str
+    rows: str                     # calls, orders or follow_ups
+    counted: str
+    of: str | None = None
+    mean: str | None = None
+    digits: int = 1               # a mean's rounding
+
+    @property
+    def kind(self) -> str:
+        return "share" if self.of else "mean" if self.mean else "count"
+
+
+# Every indicator of the report, in the order it is printed.
+INDICATORS: tuple[Indicator, ...] = (
+    Indicator("calls", CALLS, "call"),
+    Indicator("answered", CALLS, "answered"),
+    Indicator("offered_to_agents", CALLS, "offered"),
+    Indicator("abandoned_in_queue", CALLS, "abandoned"),
+    Indicator("answered_within_three_rings_pct", CALLS, "within_rings", of="offered"),
+    Indicator("abandon_rate_pct", CALLS, "abandoned", of="offered"),
+    Indicator("asa_s", CALLS, "answered_with_wait", mean="wait_s"),
+    Indicator("aht_s", CALLS, "answered_and_ended", mean="talk_s"),
+    Indicator("survey_mean", CALLS, "rated", mean="survey", digits=2),
+    Indicator("survey_answers", CALLS, "rated"),
+    Indicator("orders_taken", ORDERS, "order"),
+    Indicator("orders_finished", ORDERS, "finished"),
+    Indicator("orders_unfinished", ORDERS, "unfinished"),
+    Indicator("orders_unacknowledged", ORDERS, "unacknowledged"),
+    Indicator("orders_escalated", ORDERS, "escalated"),
+    Indicator("field_orders", ORDERS, "field"),
+    Indicator("dispatch_within_3_min_pct", ORDERS, "dispatched_in_time", of="field"),
+    Indicator("on_time_arrival_pct", ORDERS, "arrived_in_time", of="with_arrival_deadline"),
+    Indicator("follow_up_rate_pct", ORDERS, "followed_up", of="needs_follow_up"),
+    Indicator("follow_ups_answered", FOLLOW_UPS, "answered_follow_up"),
+    Indicator("satisfaction_pct", FOLLOW_UPS, "satisfied", of="answered_follow_up"),
+    Indicator("follow_up_same_day_pct", FOLLOW_UPS, "same_day", of="answered_follow_up"),
+    Indicator("complaints", ORDERS, "complaint"),
+    Indicator("complaint_rate_pct", ORDERS, "complaint", of="order"),
+    Indicator("repeat_complaints", ORDERS, "repeat_complaint"),
+    Indicator("repeat_complaint_rate_pct", ORDERS, "repeat_complaint", of="complaint"),
+)
+BY_NAME = {indicator.name: indicator for indicator in INDICATORS}
+
+
+@dataclass(frozen=True)
+class Narrowing:
+    """A part of the period a drill-down looks at: one category (and sub-category: "" for the
+    orders without one), one unit, one day of the period."""
+
+    category: str | None = None
+    subcategory: str | None = None
+    unit: str | None = None
+    day: date | None = None
+
+
+class Sets:
+    """The period's rows and every set an indicator counts, as SQL conditions: the one
+    definition of each figure, used for its count (`figures`, `per`) and for the list of the rows
+    it counted (`rows`). Nothing of a request reaches it but bound values."""
+
+    def __init__(self, dialect: str, p: Period, answer_within_s: float, categories: Categories) -> None:
+        self.period, self.dialect = p, dialect
+        self.counted: dict[str, int] = {}    # filled by `figures`: how many rows each set has
+        dispatched, arrived = self._first("dispatch"), self._first("arrive")
+        answered_fu = (select(FollowUp.order_id).where(FollowUp.state.in_(ANSWERED_FOLLOW_UPS))
+                       .group_by(FollowUp.order_id).subquery("answered_fu"))
+        any_fu = select(FollowUp.order_id).distinct().subquery("any_fu")
+        self._joins = {name: subquery for name, subquery in
+                       (("dispatch", dispatched), ("arrive", arrived), ("answered_fu", answered_fu), ("any_fu", any_fu))}
+        always = [cid for cid, c in categories.categories.items() if c.follow_up == "always"] or [""]
+        answered = Call.disposition == ANSWERED
+        wait = seconds_between(dialect, Call.arrived_at, Call.agent_answered_at)
+        finished = WorkOrder.state.in_(FINISHED_STATES)
+        field_order = WorkOrder.dispatch_by.is_not(None)
+        complaint = WorkOrder.category == COMPLAINT
+        self.sets: dict[str, tuple[str, ColumnElement[bool]]] = {
+            "call": (CALLS, true()),
+            "answered": (CALLS, answered),
+            "offered": (CALLS, Call.queued_at.is_not(None)),
+            "abandoned": (CALLS, Call.disposition == ABANDONED_IN_QUEUE),
+            "within_rings": (CALLS, and_(answered, wait <= answer_within_s)),
+            "answered_with_wait": (CALLS, and_(answered, Call.agent_answered_at.is_not(None))),
+            "answered_and_ended": (CALLS, and_(answered, Call.agent_answered_at.is_not(None),
+                                               Call.ended_at.is_not(None))),
+            "rated": (CALLS, Call.survey_score.is_not(None)),
+            "order": (ORDERS, true()),
+            "finished": (ORDERS, finished),
+            "unfinished": (ORDERS, not_(finished)),
+            "unacknowledged": (ORDERS, WorkOrder.state == "dispatched"),
+            "escalated": (ORDERS, WorkOrder.escalation_level > 0),
+            "field": (ORDERS, field_order),
+            "dispatched_in_time": (ORDERS, and_(field_order, dispatched.c.at <= WorkOrder.dispatch_by)),
+            "with_arrival_deadline": (ORDERS, WorkOrder.arrive_by.is_not(None)),
+            "arrived_in_time": (ORDERS, and_(WorkOrder.arrive_by.is_not(None), arrived.c.at <= WorkOrder.arrive_by)),
+            "needs_follow_up": (ORDERS, or_(WorkOrder.category.in_(always), any_fu.c.order_id.is_not(None))),
+            "followed_up": (ORDERS, answered_fu.c.order_id.is_not(None)),
+            "complaint": (ORDERS, complaint),
+            "repeat_complaint": (ORDERS, and_(complaint, WorkOrder.repeat_of.is_not(None))),
+            "answered_follow_up": (FOLLOW_UPS, true()),
+            "satisfied": (FOLLOW_UPS, FollowUp.state == "satisfied"),
+            "same_day": (FOLLOW_UPS, seconds_between(dialect, FollowUp.due_at, FollowUp.answered_at) < 86400),
+        }
+        self.values: dict[str, ColumnElement[Any]] = {
+            "wait_s": wait, "talk_s": seconds_between(dialect, Call.agent_answered_at, Call.ended_at),
+            "survey": cast(Call.survey_score, Float),
+        }
+
+    @staticmethod
+    def _first(event: str) -> Any:
+        return (select(WorkOrderEvent.order_id, func.min(WorkOrderEvent.at).label("at"))
+                .where(WorkOrderEvent.event == event).group_by(WorkOrderEvent.order_id).subquery(event))
+
+    # -------------------------------------------------------------- the rows of a population
+
+    def source(self, rows: str, names: Sequence[str] = ()) -> Any:
+        """What the rows are read from: the orders joined to their first dispatch and arrival and
+        their follow-ups only when one of the sets asks for those (a plain count per category
+        or day has no need to aggregate the events)."""
+        if rows != ORDERS:
+            return {CALLS: Call.__table__, FOLLOW_UPS: FollowUp.__table__}[rows]
+        needed = {join for name in names for join in JOINS.get(name, ())}
+        source: Any = WorkOrder.__table__
+        for join, subquery in self._joins.items():
+            if join in needed:
+                source = source.outerjoin(subquery, subquery.c.order_id == WorkOrder.id)
+        return source
+
+    def in_period(self, rows: str, narrowing: Narrowing | None = None) -> list[ColumnElement[bool]]:
+        """The population's rows of the period (calls by arrival, orders by taking, follow-ups by
+        their answer), narrowed to a category, unit or day when asked."""
+        n = narrowing or Narrowing()
+        start, end = self.period.start, self.period.end
+        if n.day is not None:
+            zone = self.period.start.tzinfo or UTC
+            start = max(start, datetime.combine(n.day, time(0), tzinfo=zone))
+            end = min(end, datetime.combine(n.day + timedelta(days=1), time(0), tzinfo=zone))
+        if rows == CALLS:
+            return [Call.arrived_at >= start, Call.arrived_at < end]
+        if rows == FOLLOW_UPS:
+            return [FollowUp.answered_at >= start, FollowUp.answered_at < end,
+                    FollowUp.state.in_(ANSWERED_FOLLOW_UPS)]
+        where = [WorkOrder.created_at >= start, WorkOrder.created_at < end]
+        if n.category is not None:
+            where.append(WorkOrder.category == n.category)
+            if n.subcategory is not None:
+                where.append(WorkOrder.subcategory.is_(None) if n.subcategory == "" else
+                             WorkOrder.subcategory == n.subcategory)
+        if n.unit is not None:
+            where.append(WorkOrder.unit == n.unit)
+        return where
+
+    def condition(self, name: str, rows: str) -> ColumnElement[bool]:
+        found, condition = self.sets[name]
+        if found != rows:
+            raise ReportError(f"{name!r} is a set of {found}, not of {rows}")
+        return condition
+
+    # -------------------------------------------------------------- counting
+
+    def counts(self, rows: str, names: Sequence[str], means: Sequence[str] = ()) -> Select[Any]:
+        """One aggregate row: how many rows of each set, and each mean over its set."""
+        columns: list[ColumnElement[Any]] = [
+            func.sum(case((self.condition(name, rows), 1), else_=0)).label(name) for name in names]
+        columns += [func.avg(case((self.condition(BY_MEAN[m], rows), self.values[m]))).label(m) for m in means]
+        return select(*columns).select_from(self.source(rows, [*names, *(BY_MEAN[m] for m in means)]))
+
+    async def figures(self, session: AsyncSession) -> dict[str, float | int | None]:
+        """Every indicator of the period, one aggregate query per population."""
+        found: dict[str, float | int | None] = {}
+        for rows in (CALLS, ORDERS, FOLLOW_UPS):
+            mine = [i for i in INDICATORS if i.rows == rows]
+            names = sorted({i.counted for i in mine} | {i.of for i in mine if i.of})
+            means = sorted({i.mean for i in mine if i.mean})
+            row = (await session.execute(self.counts(rows, names, means).where(*self.in_period(rows)))).one()
+            values = dict(zip([*names, *means], row, strict=True))
+            self.counted.update({name: values[name] or 0 for name in names})
+            for i in mine:
+                if i.of:
+                    found[i.name] = _pct(values[i.counted], values[i.of])
+                elif i.mean:
+                    found[i.name] = _round(values[i.mean], i.digits)
+                else:
+                    found[i.name] = values[i.counted] or 0
+        return found
+
+    async def per(self, session: AsyncSession, rows: str, by: list[Any], names: list[str]) -> list[Any]:
+        """The sets' counts per group (category and sub-category, unit)."""
+        query = (self.counts(rows, names).add_columns(*by).where(*self.in_period(rows))
+                 .group_by(*by).order_by(*by))
+        return list((await session.execute(query)).all())
+
+    # -------------------------------------------------------------- the rows behind a figure
+
+    def rows(self, indicator: Indicator, part: str = "counted", narrowing: Narrowing | None = None,
+             *columns: Any) -> Select[Any]:
+        """The rows a figure counted (`part` "counted"), or the rows its share is of ("of"): the
+        same sets and the same period as `figures`. Their ids, or the `columns` asked for (the
+        drill-down asks for the whole row: `Call`, `WorkOrder`, `FollowUp`)."""
+        name = indicator.of if part == "of" and indicator.of else indicator.counted
+        key = {CALLS: Call.id, ORDERS: WorkOrder.id, FOLLOW_UPS: FollowUp.id}[indicator.rows]
+        return (select(*(columns or (key,))).select_from(self.source(indicator.rows, [name]))
+                .where(*self.in_period(indicator.rows, narrowing), self.condition(name, indicator.rows)))
+
+
+ANSWERED_FOLLOW_UPS = ("satisfied", "unsatisfied")
+# The order sets that read the order's first dispatch or arrival or its follow-ups, and which
+# (the others read the order alone).
+JOINS = {"dispatched_in_time": ("dispatch",), "arrived_in_time": ("arrive",), "needs_follow_up": ("any_fu",),
+         "followed_up": ("answered_fu",)}
+BY_MEAN = {i.mean: i.counted for i in INDICATORS if i.mean}
+
+
 async def build(sessionmaker: async_sessionmaker[AsyncSession], kind: str, when: str, *, tz: str,
                 categories: Categories, answer_within_s: float, hotline: str = "",
                 now: datetime | None = None) -> Report:
     p = period(kind, when, tz)
     async with sessionmaker() as session:
-        dialect = session.bind.dialect.name
-        calls = await _call_figures(session, dialect, p, answer_within_s)
-        orders = await _order_figures(session, dialect, p, categories)
-        report = Report(p, hotline, now or datetime.now(UTC), {**calls.pop("indicators"), **orders.pop("indicators")})
-        report.categories = orders["categories"]
-        report.units = orders["units"]
-        report.notable = orders["notable"]
-        report.days = _merge_days(p, tz, calls["hours"], orders["hours"])
+        sets = Sets(session.get_bind().dialect.name, p, answer_within_s, categories)
+        report = Report(p, hotline, now or datetime.now(UTC), await sets.figures(session))
+        report.counts = dict(sets.counted)
+        await _blocks(session, sets, categories, report)
     return report
 
 
@@ -178,141 +408,45 @@ async def build_for(settings: Settings, sessionmaker: async_sessionmaker[AsyncSe
                        answer_within_s=settings.telephony.answer_within_s, hotline=settings.hotline.name)
 
 
-async def _call_figures(session: AsyncSession, dialect: str, p: Period, within_s: float) -> dict[str, Any]:
-    in_period = and_(Call.arrived_at >= p.start, Call.arrived_at < p.end)
-    answered = Call.disposition == ANSWERED
-    wait = seconds_between(dialect, Call.arrived_at, Call.agent_answered_at)
-    talk = seconds_between(dialect, Call.agent_answered_at, Call.ended_at)
-    row = (await session.execute(select(
-        func.count(),
-        func.sum(case((answered, 1), else_=0)),
-        func.sum(case((Call.queued_at.is_not(None), 1), else_=0)),
-        func.sum(case((Call.disposition == ABANDONED_IN_QUEUE, 1), else_=0)),
-        func.sum(case((and_(answered, wait <= within_s), 1), else_=0)),
-        func.avg(case((answered, wait))),
-        func.avg(case((and_(answered, Call.ended_at.is_not(None)), talk))),
-        func.avg(cast(Call.survey_score, Float)),
-        func.count(Call.survey_score),
-    ).where(in_period))).one()
-    total, n_answered, offered, abandoned, within, asa, aht, survey, rated = row
-    hour = _hour(dialect, Call.arrived_at)
-    hours = (await session.execute(
-        select(hour, func.count(), func.sum(case((answered, 1), else_=0))).where(in_period).group_by(hour))).all()
-    return {
-        "indicators": {
-            "calls": total, "answered": n_answered or 0, "offered_to_agents": offered or 0,
-            "abandoned_in_queue": abandoned or 0,
-            "answered_within_three_rings_pct": _pct(within, offered),
-            "abandon_rate_pct": _pct(abandoned, offered),
-            "asa_s": _round(asa), "aht_s": _round(aht),
-            "survey_mean": _round(survey, 2), "survey_answers": rated,
-        },
-        "hours": [(_as_utc_hour(h), n, a or 0) for h, n, a in hours],
-    }
+def sets_for(settings: Settings, dialect: str, categories: Categories, kind: str, when: str) -> Sets:
+    """The sets of a period with the hotline's own zone and three-ring time (the drill-down's)."""
+    return Sets(dialect, period(kind, when, settings.hotline.timezone), settings.telephony.answer_within_s,
+                categories)
 
 
-async def _order_figures(session: AsyncSession, dialect: str, p: Period, categories: Categories) -> dict[str, Any]:
-    in_period = and_(WorkOrder.created_at >= p.start, WorkOrder.created_at < p.end)
+def category_name(categories: Categories, category: str, sub: str | None) -> str:
+    cat = categories.categories.get(category)
+    if cat is None:
+        return category
+    return f"{cat.name} / {cat.subcategories.get(sub, sub)}" if sub else cat.name
 
-    def first(event: str) -> Any:
-        return (select(WorkOrderEvent.order_id, func.min(WorkOrderEvent.at).label("at"))
-                .where(WorkOrderEvent.event == event).group_by(WorkOrderEvent.order_id).subquery(event))
 
-    dispatched, arrived = first("dispatch"), first("arrive")
-    answered_fu = (select(FollowUp.order_id,
-                          func.max(case((FollowUp.state == "satisfied", 1), else_=0)).label("satisfied"))
-                   .where(FollowUp.state.in_(("satisfied", "unsatisfied"))).group_by(FollowUp.order_id)
-                   .subquery("answered_fu"))
-    any_fu = select(FollowUp.order_id).distinct().subquery("any_fu")
-    always = [cid for cid, c in categories.categories.items() if c.follow_up == "always"] or [""]
-    finished = WorkOrder.state.in_(FINISHED_STATES)
-    is_field = WorkOrder.dispatch_by.is_not(None)
-    needs_fu = WorkOrder.category.in_(always) | any_fu.c.order_id.is_not(None)
-    complaint = WorkOrder.category == COMPLAINT
-
-    base = (select(
-        func.count(),
-        func.sum(case((finished, 1), else_=0)),
-        func.sum(case((is_field, 1), else_=0)),
-        func.sum(case((and_(is_field, dispatched.c.at <= WorkOrder.dispatch_by), 1), else_=0)),
-        func.sum(case((WorkOrder.arrive_by.is_not(None), 1), else_=0)),
-        func.sum(case((and_(WorkOrder.arrive_by.is_not(None), arrived.c.at <= WorkOrder.arrive_by), 1), else_=0)),
-        func.sum(case((needs_fu, 1), else_=0)),
-        func.sum(case((answered_fu.c.order_id.is_not(None), 1), else_=0)),
-        func.sum(case((complaint, 1), else_=0)),
-        func.sum(case((and_(complaint, WorkOrder.repeat_of.is_not(None)), 1), else_=0)),
-        func.sum(case((WorkOrder.state == "dispatched", 1), else_=0)),
-    ).select_from(WorkOrder)
-        .outerjoin(dispatched, dispatched.c.order_id == WorkOrder.id)
-        .outerjoin(arrived, arrived.c.order_id == WorkOrder.id)
-        .outerjoin(answered_fu, answered_fu.c.order_id == WorkOrder.id)
-        .outerjoin(any_fu, any_fu.c.order_id == WorkOrder.id)
-        .where(in_period))
-    (taken, n_finished, field_orders, on_time_dispatch, with_arrival, on_time_arrival, needing_fu, followed,
-     complaints, repeats, unacknowledged) = (await session.execute(base)).one()
-
-    fu_in_period = and_(FollowUp.answered_at >= p.start, FollowUp.answered_at < p.end,
-                        FollowUp.state.in_(("satisfied", "unsatisfied")))
-    fu_answered, fu_satisfied, fu_same_day = (await session.execute(select(
-        func.count(), func.sum(case((FollowUp.state == "satisfied", 1), else_=0)),
-        func.sum(case((seconds_between(dialect, FollowUp.due_at, FollowUp.answered_at) < 86400, 1), else_=0)),
-    ).where(fu_in_period))).one()
-
-    per_category = (await session.execute(
-        select(WorkOrder.category, WorkOrder.subcategory, func.count(), func.sum(case((finished, 1), else_=0)))
-        .where(in_period).group_by(WorkOrder.category, WorkOrder.subcategory)
-        .order_by(WorkOrder.category, WorkOrder.subcategory))).all()
-    per_unit = (await session.execute(
-        select(WorkOrder.unit, func.count(), func.sum(case((finished, 1), else_=0)),
-               func.sum(case((WorkOrder.state == "dispatched", 1), else_=0)),
-               func.sum(case((WorkOrder.escalation_level > 0, 1), else_=0)))
-        .where(in_period).group_by(WorkOrder.unit).order_by(WorkOrder.unit))).all()
+async def _blocks(session: AsyncSession, sets: Sets, categories: Categories, report: Report) -> None:
+    """Per category and sub-category, per unit, per day, and the notable cases: counted by the
+    same sets as the indicators (taken = "order", finished = "finished", ...)."""
+    per_category = await sets.per(session, ORDERS, [WorkOrder.category, WorkOrder.subcategory], ["order", "finished"])
+    report.categories = [{"category": c, "subcategory": s or "", "name": category_name(categories, c, s),
+                          "taken": n or 0, "finished": f or 0} for n, f, c, s in per_category]
+    per_unit = await sets.per(session, ORDERS, [WorkOrder.unit],
+                              ["order", "finished", "unfinished", "unacknowledged", "escalated"])
+    report.units = [{"unit": u, "taken": n or 0, "finished": f or 0, "unfinished": un or 0,
+                     "unacknowledged": ack or 0, "escalated": esc or 0} for n, f, un, ack, esc, u in per_unit]
     notable = (await session.execute(
         select(WorkOrder.id, WorkOrder.category, WorkOrder.unit, WorkOrder.state, WorkOrder.escalation_level,
                WorkOrder.returns, WorkOrder.description, WorkOrder.repeat_of)
-        .where(in_period, (WorkOrder.escalation_level + WorkOrder.returns) > 0)
+        .where(*sets.in_period(ORDERS), (WorkOrder.escalation_level + WorkOrder.returns) > 0)
         .order_by((WorkOrder.escalation_level + WorkOrder.returns).desc(), WorkOrder.id).limit(2))).all()
-    hour = _hour(dialect, WorkOrder.created_at)
-    hours = (await session.execute(select(hour, func.count(), literal(0)).where(in_period).group_by(hour))).all()
-
-    def name(category: str, sub: str | None) -> str:
-        cat = categories.categories.get(category)
-        if cat is None:
-            return category
-        return f"{cat.name} / {cat.subcategories.get(sub, sub)}" if sub else cat.name
-
-    return {
-        "indicators": {
-            "orders_taken": taken, "orders_finished": n_finished or 0,
-            "orders_unfinished": taken - (n_finished or 0), "orders_unacknowledged": unacknowledged or 0,
-            "field_orders": field_orders or 0,
-            "dispatch_within_3_min_pct": _pct(on_time_dispatch, field_orders),
-            "on_time_arrival_pct": _pct(on_time_arrival, with_arrival),
-            "follow_up_rate_pct": _pct(followed, needing_fu),
-            "follow_ups_answered": fu_answered, "satisfaction_pct": _pct(fu_satisfied, fu_answered),
-            "follow_up_same_day_pct": _pct(fu_same_day, fu_answered),
-            "complaints": complaints or 0, "complaint_rate_pct": _pct(complaints, taken),
-            "repeat_complaints": repeats or 0, "repeat_complaint_rate_pct": _pct(repeats, complaints),
-        },
-        "categories": [{"category": c, "subcategory": s or "", "name": name(c, s), "taken": n,
-                        "finished": f or 0} for c, s, n, f in per_category],
-        "units": [{"unit": u, "taken": n, "finished": f or 0, "unfinished": n - (f or 0),
-                   "unacknowledged": un or 0, "escalated": esc or 0} for u, n, f, un, esc in per_unit],
-        "notable": [{"order_id": oid, "category": name(cat, None), "unit": unit, "state": state,
-                     "escalation_level": level, "returns": returns, "description": desc or "",
-                     "repeat_of": repeat} for oid, cat, unit, state, level, returns, desc, repeat in notable],
-        "hours": [(_as_utc_hour(h), n, 0) for h, n, _ in hours],
-    }
-
-
-def _merge_days(p: Period, tz: str, call_hours: list[tuple[datetime, int, int]],
-                order_hours: list[tuple[datetime, int, int]]) -> list[dict[str, Any]]:
-    zone = zoneinfo.ZoneInfo(tz)
+    report.notable = [{"order_id": oid, "category": category_name(categories, cat, None), "unit": unit,
+                       "state": state, "escalation_level": level, "returns": returns, "description": desc or "",
+                       "repeat_of": repeat} for oid, cat, unit, state, level, returns, desc, repeat in notable]
+    call_hours = await sets.per(session, CALLS, [_hour(sets.dialect, Call.arrived_at)], ["call", "answered"])
+    order_hours = await sets.per(session, ORDERS, [_hour(sets.dialect, WorkOrder.created_at)], ["order"])
+    zone = sets.period.start.tzinfo or UTC
     per_day: dict[date, dict[str, int]] = defaultdict(lambda: {"calls": 0, "answered": 0, "orders": 0})
-    for hour, n, answered in call_hours:
-        day = per_day[hour.astimezone(zone).date()]
-        day["calls"] += n
-        day["answered"] += answered
-    for hour, n, _ in order_hours:
-        per_day[hour.astimezone(zone).date()]["orders"] += n
-    return [{"day": d.isoformat(), **per_day[d]} for d in p.days(tz)]
+    for n, answered, hour in call_hours:
+        day = per_day[_as_utc_hour(hour).astimezone(zone).date()]
+        day["calls"] += n or 0
+        day["answered"] += answered or 0
+    for n, hour in order_hours:
+        per_day[_as_utc_hour(hour).astimezone(zone).date()]["orders"] += n or 0
+    report.days = [{"day": d.isoformat(), **per_day[d]} for d in sets.period.days(str(zone))]

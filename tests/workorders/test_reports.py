@@ -82,7 +82,7 @@ async def test_weekly_report_matches_the_figures_computed_by_hand(sessionmaker, 
         "field_orders": 2, "dispatch_within_3_min_pct": 50.0, "on_time_arrival_pct": 50.0,
         "follow_up_rate_pct": 33.33, "follow_ups_answered": 2, "satisfaction_pct": 50.0,
         "follow_up_same_day_pct": 100.0, "complaints": 2, "complaint_rate_pct": 50.0,
-        "repeat_complaints": 1, "repeat_complaint_rate_pct": 50.0,
+        "repeat_complaints": 1, "repeat_complaint_rate_pct": 50.0, "orders_escalated": 1,
     }
     assert [(r["category"], r["subcategory"], r["taken"], r["finished"]) for r in report.categories] == [
         ("complaint", "", 2, 0), ("ic_meter", "low_flow", 1, 0), ("leak", "", 1, 1)]
@@ -215,3 +215,61 @@ async def test_an_order_description_with_a_formula_reaches_the_reports_as_text(s
     notable = load_workbook(io.BytesIO(render(report, "xlsx")))["notable"]
     cell = next(c for row in notable.iter_rows() for c in row if c.value == link)
     assert cell.data_type == "s" and cell.quotePrefix
+
+
+# ---------------------------------------------------------------- a figure and its rows: one definition
+
+async def _ids(sessionmaker, query) -> set:
+    async with sessionmaker() as session:
+        return set((await session.scalars(query)).all())
+
+
+async def test_every_figure_drills_down_to_exactly_the_rows_it_counted(sessionmaker, week) -> None:
+    from callcenter.workorders.reports import INDICATORS, Sets, period
+
+    report = await build(sessionmaker, "weekly", "2026-W48", tz=TZ, categories=load_categories(), answer_within_s=15)
+    async with sessionmaker() as session:
+        sets = Sets(session.get_bind().dialect.name, period("weekly", "2026-W48", TZ), 15, load_categories())
+    for indicator in INDICATORS:
+        counted = await _ids(sessionmaker, sets.rows(indicator))
+        value = report.indicators[indicator.name]
+        if indicator.kind == "count":
+            assert len(counted) == value, indicator.name
+        elif indicator.kind == "share":
+            whole = await _ids(sessionmaker, sets.rows(indicator, "of"))
+            assert counted <= whole, indicator.name
+            assert value == (round(100 * len(counted) / len(whole), 2) if whole else None), indicator.name
+    # by hand: which rows, not only how many
+    by_name = {i.name: i for i in INDICATORS}
+    assert await _ids(sessionmaker, sets.rows(by_name["calls"])) == {"c1", "c2", "c3", "c4"}
+    assert await _ids(sessionmaker, sets.rows(by_name["answered_within_three_rings_pct"])) == {"c1"}
+    assert await _ids(sessionmaker, sets.rows(by_name["abandon_rate_pct"], "of")) == {"c1", "c2", "c3"}
+    assert await _ids(sessionmaker, sets.rows(by_name["asa_s"])) == {"c1", "c2"}
+    assert await _ids(sessionmaker, sets.rows(by_name["dispatch_within_3_min_pct"])) == {1}
+    assert await _ids(sessionmaker, sets.rows(by_name["on_time_arrival_pct"])) == {2}
+    assert await _ids(sessionmaker, sets.rows(by_name["repeat_complaints"])) == {4}
+    assert await _ids(sessionmaker, sets.rows(by_name["satisfaction_pct"], "of")) == {"f1", "f5"}
+
+
+async def test_a_drill_down_narrowed_to_a_block_row_lists_that_rows_orders(sessionmaker, week) -> None:
+    from datetime import date
+
+    from callcenter.workorders.reports import BY_NAME, Narrowing, Sets, period
+
+    report = await build(sessionmaker, "weekly", "2026-W48", tz=TZ, categories=load_categories(), answer_within_s=15)
+    async with sessionmaker() as session:
+        sets = Sets(session.get_bind().dialect.name, period("weekly", "2026-W48", TZ), 15, load_categories())
+    taken, finished = BY_NAME["orders_taken"], BY_NAME["orders_finished"]
+    for row in report.categories:
+        narrowing = Narrowing(category=row["category"], subcategory=row["subcategory"])
+        assert len(await _ids(sessionmaker, sets.rows(taken, narrowing=narrowing))) == row["taken"]
+        assert len(await _ids(sessionmaker, sets.rows(finished, narrowing=narrowing))) == row["finished"]
+    for row in report.units:
+        assert len(await _ids(sessionmaker, sets.rows(taken, narrowing=Narrowing(unit=row["unit"])))) == row["taken"]
+    assert await _ids(sessionmaker, sets.rows(taken, narrowing=Narrowing(category="ic_meter", subcategory="low_flow"))) == {2}
+    assert await _ids(sessionmaker, sets.rows(taken, narrowing=Narrowing(category="leak", subcategory=""))) == {1}
+    for row in report.days:
+        day = Narrowing(day=date.fromisoformat(row["day"]))
+        assert len(await _ids(sessionmaker, sets.rows(BY_NAME["calls"], narrowing=day))) == row["calls"]
+        assert len(await _ids(sessionmaker, sets.rows(BY_NAME["answered"], narrowing=day))) == row["answered"]
+        assert len(await _ids(sessionmaker, sets.rows(taken, narrowing=day))) == row["orders"]
