@@ -107,6 +107,12 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _copied(database_url: str) -> bool:
+    """A SQLite file copied from the migrated one (fresh_sqlite): nothing left to migrate."""
+    prefix = "sqlite+aiosqlite:///"
+    return database_url.startswith(prefix) and Path(database_url.removeprefix(prefix)).exists()
+
+
 def fresh_sqlite(template: Path, path: Path) -> str:
     """A migrated, empty SQLite database at `path` (a copy of the session's), as a URL."""
     shutil.copyfile(template, path)
@@ -125,7 +131,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     """A migrated, empty database (PostgreSQL: emptied again after the test)."""
-    if not database_url.startswith("sqlite"):    # SQLite: database_url is a migrated copy already
+    if not _copied(database_url):
         await migrate(database_url)
     engine = create_engine(database_url)
     yield engine

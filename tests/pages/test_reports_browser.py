@@ -20,13 +20,14 @@ from playwright.async_api import expect
 from callcenter.workorders import http as orders_http
 from callcenter.workorders.reports import INDICATORS
 from callcenter.workorders.runner import write_due_reports
+from tests.conftest import fresh_sqlite
 from tests.pages.report_period import WEEK, seed_week
 from tests.pages.test_pages_browser import no_sideways_scroll, open_as
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+def database_url(tmp_path: Path, migrated_sqlite: Path) -> str:
+    return fresh_sqlite(migrated_sqlite, tmp_path / "test.db")
 
 
 @pytest.fixture
