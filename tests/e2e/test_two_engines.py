@@ -1,5 +1,5 @@
 """Two engines, one hotline: two `serve` processes on the same Asterisk, Redis and PostgreSQL,
-30 callers and 4 agents; one engine is killed (SIGKILL) in the middle of the load.
+16 callers and 4 agents; one engine is killed (SIGKILL) in the middle of the load.
 
 What must hold: no agent ever has two calls (counted from Asterisk's own events by an observer
 of the test's own), no caller is lost (every caller talks to an agent), and every call ends
@@ -37,8 +37,8 @@ from tests.e2e.test_spine import MENU_KEY_AFTER_MS
 pytestmark = [pytest.mark.asterisk, pytest.mark.postgres, pytest.mark.timeout(420)]
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "two-engines-admin-token"
-CALLERS = 30
-TALK_MS = 6000
+CALLERS = 16
+TALK_MS = 4000
 RUN = ("import asyncio, json, logging, sys\n"
        "from callcenter.app import serve\n"
        "from callcenter.config import load_settings\n"
