@@ -318,6 +318,7 @@ async def _service(app: web.Application) -> None:
         categories = load_categories(s.workorders.categories_file or None)
         app[ADMIN] = AdminService(app[SESSIONMAKER], s.acd, categories=categories.categories,
                                   units={c.unit for c in categories.categories.values()})
+        await app[ADMIN].seed(s)     # a web app on its own (no build_hotline): the first start is now
 
 
 def setup_routes(app: web.Application) -> None:

@@ -155,8 +155,10 @@ class AdminService:
             return [_record_json(r) for r in (await session.execute(select(AgentRecord).order_by(AgentRecord.id))).scalars()]
 
     async def queues(self) -> list[dict[str, Any]]:
-        directory = await self.directory()
-        return [q.model_dump(mode="json") for q in directory.policy.queues]
+        async with self.sessionmaker() as session:
+            rows = list((await session.execute(select(QueueRecord).order_by(QueueRecord.position,
+                                                                             QueueRecord.name))).scalars())
+        return [QueuePolicy.model_validate({**q.policy, "name": q.name}).model_dump(mode="json") for q in rows]
 
     async def audit(self, limit: int = 200, kind: str | None = None) -> list[AuditEntry]:
         query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
