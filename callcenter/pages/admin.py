@@ -7,6 +7,7 @@ meet the same checks; a refusal shows the field it names, a change is followed b
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -53,8 +54,19 @@ async def _context(request: web.Request, section: str) -> dict[str, Any]:
             units.setdefault(c.unit, []).append(key)
         context["units"] = units
     if section == "audit":
-        context["entries"] = [audit_json(e) for e in await service.audit(200)]
+        context["entries"] = [{**audit_json(e), "changes": changes(e.before, e.after)} for e in await service.audit(200)]
     return context
+
+
+def _shown(value: Any) -> str:
+    return "—" if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def changes(before: Any, after: Any) -> list[tuple[str, str, str]]:
+    """What an audit entry changed, key by key: (key, before, after), only the keys that differ."""
+    before, after = before or {}, after or {}
+    keys = [k for k in {**before, **after} if before.get(k) != after.get(k)]
+    return [(k, _shown(before.get(k)), _shown(after.get(k))) for k in keys]
 
 
 async def _page(request: web.Request, section: str, error: str | None = None, status: int = 200,

@@ -216,3 +216,15 @@ def test_cli_adds_a_user_and_an_agent(tmp_path, settings, capsys, monkeypatch) -
     assert '"li.qa"' in out.out and '"leak": 5' in out.out and "queues[0]" in out.err
     assert cli.main(["--config", str(config), "user", "deactivate", "li.qa"]) == 0
     assert '"active": false' in capsys.readouterr().out
+
+
+def test_the_agents_endpoints_carry_only_the_digest_of_their_password(settings) -> None:
+    from callcenter.admin.directory import AgentEntry
+    from callcenter.asterisk_config import pjsip_conf
+
+    text = pjsip_conf(settings, [AgentEntry(id="1006", name="王芳", sip_ha1=sip_ha1("1006", SIP_PASSWORD))])
+    assert "md5_cred = " + sip_ha1("1006", SIP_PASSWORD) in text and SIP_PASSWORD not in text
+    assert "callerid = 王芳 <1006>" in text and "realm = asterisk" in text
+
+
+SIP_PASSWORD = "sip-password-1006"

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import expect
+from pydantic import SecretStr
 
 from callcenter.admin import http as admin_http
 from callcenter.admin.service import AdminService
+from callcenter.config import AgentSettings
 from callcenter.notices import http as notices_http
 from callcenter.pages.admin import SECTIONS
 from tests.pages.test_pages_browser import WIDTHS, no_sideways_scroll, open_as
@@ -25,7 +27,13 @@ async def base_url(aiohttp_server, hotline, settings, sessionmaker) -> str:
     app = hotline.app
     app[admin_http.ADMIN] = service = AdminService(sessionmaker, settings.acd, categories={"leak", "general", "other",
                                                                                           "billing", "complaint"})
-    await service.seed(settings)
+    await service.seed(settings.model_copy(update={"agents": [
+        AgentSettings(id=i, name=name, sip_password=SecretStr(f"sip-password-{i}"), queues=queues, skills=skills)
+        for i, name, queues, skills in (("1001", "张伟", ["general", "leak"], {"leak": 6}),
+                                        ("1002", "李娜", ["general", "billing", "complaint"], {"billing": 4}))]}))
+    await service.change_queue("admin", "billing", {"open_hours": ["08:30-12:00", "13:30-17:30"],
+                                                    "open_days": "working_days", "when_closed": "general"})
+    await service.create_agent("admin", "1006", "王芳", "sip-password-1006", ["leak"], {"leak": 5})
     await notices_http._service(app)
     server = await aiohttp_server(app, host="127.0.0.1")
     return str(server.make_url("")).rstrip("/")
@@ -47,7 +55,7 @@ async def test_a_refused_agent_names_the_field_and_the_supervisor_only_looks(chr
     watched = await open_as(chromium_browser, base_url, "admin", "desktop")
     page = watched.page
     await page.goto("/admin/agents")
-    await page.get_by_label("座席工号（SIP 用户名，3 至 8 位数字）").fill("1006")
+    await page.get_by_label("座席工号（SIP 用户名，3 至 8 位数字）").fill("1007")
     await page.get_by_label("姓名").fill("王芳")
     await page.get_by_label("SIP 密码（10 至 64 个字符，不含空格）").fill("sip-password-1006")
     await page.locator('input[name="queue"][value="leak"]').check()
