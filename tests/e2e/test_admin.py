@@ -86,7 +86,7 @@ async def test_an_agent_added_on_the_page_registers_logs_in_and_takes_a_leak_cal
     await line.engine.login("1006")
     assert line.engine.acd.agent("1006").skills == {"leak": 5}
     caller = await start_caller(line, "caller_leak_1006", caller_scenario(keys=(Key("2", MENU_KEY_AFTER_MS),),
-                                                                          hangup_after_ms=30_000))
+                                                                          hangup_after_ms=12_000))
     [call] = await line.closed_calls(1, timeout=45)
     assert (call.agent_id, call.queue, call.disposition) == ("1006", "leak", "answered")
     await expect_ok(caller, 30)
@@ -124,7 +124,7 @@ async def test_office_hours_changed_on_the_page_route_the_next_caller(hotline: H
     await line.engine.login("1001", queues=["general"])
     agent = await start_agent(line, "1001", hangup_after_ms=2000)
     caller = await start_caller(line, "caller_closed_leak", caller_scenario(keys=(Key("2", MENU_KEY_AFTER_MS),),
-                                                                            hangup_after_ms=30_000))
+                                                                            hangup_after_ms=12_000))
     [call] = await line.closed_calls(1, timeout=45)
     assert (call.queue, call.agent_id, call.disposition) == ("general", "1001", "answered")
     await expect_ok(caller, 30)
