@@ -385,6 +385,8 @@ class AdminService:
         """deactivate | activate | reset_password | revoke_tokens | role. The user is the database's
         from now on: the settings file no longer changes them (web/users.py)."""
         new_hash = None
+        if username == actor and action in ("deactivate", "role"):
+            raise AdminError("username", "not your own log-in (another administrator does that)")
         if action == "reset_password":
             if password is None or not MIN_USER_PASSWORD <= len(password) <= MAX_USER_PASSWORD:
                 raise AdminError("password", f"{MIN_USER_PASSWORD} to {MAX_USER_PASSWORD} characters")

@@ -174,6 +174,8 @@ async def test_the_administrator_changes_and_the_supervisor_looks(client) -> Non
                                                            "role": "unit"}, headers=csrf)
     assert response.status == 400 and (await response.json())["error"].startswith("unit:")
     assert (await client.post("/api/admin/users/li.qa", json={"action": "deactivate"}, headers=csrf)).status == 200
+    myself = await client.post("/api/admin/users/admin", json={"action": "deactivate"}, headers=csrf)
+    assert myself.status == 400 and (await myself.json())["error"].startswith("username:")
     refused = await client.post("/api/login", json={"username": "li.qa", "password": "qa-password-12"})
     assert refused.status == 401
     entries = (await (await client.get("/api/admin/audit")).json())["entries"]
