@@ -24,6 +24,11 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.acd.live import LiveState
+from callcenter.admin import http as admin_http
+from callcenter.admin.directory import Directory
+from callcenter.admin.service import AdminService, SettingsFollower
+from callcenter.ami.errors import AmiError
+from callcenter.asterisk_config import write_pjsip
 from callcenter.calls.engine import Engine
 from callcenter.calls.outbound import FollowUpCalls
 from callcenter.calls.shared import SharedHotline
@@ -54,7 +59,7 @@ def domain_routes() -> list[Any]:
     import importlib
 
     setups = []
-    for module in ("callcenter.workorders.http", "callcenter.recording.http", "callcenter.qa.http",
+    for module in ("callcenter.admin.http", "callcenter.workorders.http", "callcenter.recording.http", "callcenter.qa.http",
                    "callcenter.notices.http", "callcenter.sms.http", "callcenter.pages.http"):
         try:
             setups.append(importlib.import_module(module).setup_routes)
@@ -110,8 +115,13 @@ async def build_hotline(settings: Settings, stop: asyncio.Event | None = None, *
         metrics = HotlineMetrics()
         sinks: list[AlertSink] = [LiveChannelSink(redis, settings.redis.prefix),
                                   WebhookSink(settings.workorders.webhooks), AlertCounter(metrics)]
-        workorders = WorkOrderService(sessionmaker, load_categories(settings.workorders.categories_file or None),
-                                      settings.hotline.timezone, sinks=sinks)
+        categories = load_categories(settings.workorders.categories_file or None)
+        workorders = WorkOrderService(sessionmaker, categories, settings.hotline.timezone, sinks=sinks)
+        # Agents and queues live in the database: the settings seed them on the first start only.
+        admin = AdminService(sessionmaker, settings.acd, redis=redis, prefix=settings.redis.prefix,
+                             categories=categories.categories, units={c.unit for c in categories.categories.values()})
+        await admin.seed(settings)
+        directory = await admin.directory()
         followups = FollowUpService(sessionmaker, workorders)
         notices = NoticeService(sessionmaker, settings.paths.prompts_dir, settings.hotline.timezone,
                                 settings.ivr.voice, settings.ivr.speed_wpm)
@@ -119,6 +129,7 @@ async def build_hotline(settings: Settings, stop: asyncio.Event | None = None, *
                         hooks=[recordings, workorders, CallMetrics(metrics, sessionmaker)], notices=notices.notice_for)
         metrics.follow_engine(engine.acd, [q.name for q in settings.queues], lambda: engine.connection.connected)
         metrics.follow_transcription(recordings.queue.backlog)
+        engine.apply_directory(directory)
         shared = SharedHotline(engine, live)
         dialer = FollowUpCalls(engine, followups)
         await seed_users(sessionmaker, settings, datetime.now(UTC))
@@ -130,8 +141,13 @@ async def build_hotline(settings: Settings, stop: asyncio.Event | None = None, *
                        route_setups=domain_routes(), ami_status=ami_status, metrics=metrics)
         app[workorders_http.ORDERS], app[workorders_http.FOLLOWUPS] = workorders, followups
         app[notices_http.NOTICES] = notices
+        app[admin_http.ADMIN] = admin
         await engine.start()
         opened.push_async_callback(engine.stop)
+        follower = SettingsFollower(admin, _applier(settings, engine), current=0)
+        await follower.check()          # the directory into the engine, its endpoints into Asterisk
+        follower.start()
+        opened.push_async_callback(follower.stop)
         sms = start_sms(settings, sessionmaker, app, stop, orders=workorders, followups=followups,
                         notices=notices)
         if sms is not None:
@@ -153,6 +169,31 @@ async def build_hotline(settings: Settings, stop: asyncio.Event | None = None, *
                       shared=shared, workorders=workorders, followups=followups, dialer=dialer, notices=notices,
                       recordings=recordings, app=app, metrics=metrics, stop=stop)
         log.info("shutting down")
+
+
+def _applier(settings: Settings, engine: Engine) -> Any:
+    """How a newer directory reaches this engine: its core at once; when the agents' endpoints
+    changed, the pjsip file rendered again (on the machine that has Asterisk's configs) and
+    res_pjsip reloaded over AMI, so a new agent's phone registers without a restart."""
+    rendered: list[Any] = [None]
+
+    async def apply(directory: Directory) -> None:
+        engine.apply_directory(directory)
+        key = directory.endpoints_key()
+        if key == rendered[0]:
+            return
+        path = await asyncio.to_thread(write_pjsip, settings, directory.active_agents())
+        rendered[0] = key
+        if path is None:
+            return
+        try:
+            await engine.gateway.reload_pjsip()
+            log.info("agents' endpoints rendered (%d) and res_pjsip reloaded", len(directory.active_agents()))
+        except (AmiError, OSError) as exc:
+            rendered[0] = None     # try again with the next version or poll
+            log.error("res_pjsip not reloaded (%s): new agents' phones cannot register yet", exc)
+
+    return apply
 
 
 async def transcription_worker(settings: Settings, stop: asyncio.Event, consumer: str) -> None:

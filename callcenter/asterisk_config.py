@@ -11,11 +11,17 @@ settings.paths.asterisk_config_dir and writes next to them:
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from callcenter.ami.events import ENGINE_EVENTS
 from callcenter.config import ConfigError, Settings
 
+if TYPE_CHECKING:
+    from callcenter.admin.directory import AgentEntry
+
+PJSIP_FILE = "callcenter_pjsip.conf"
 STATIC_DIR = Path(__file__).resolve().parent.parent / "asterisk"
 
 # Read classes the engine needs: system (FullyBooted), call (channels, dial, bridge, hangup),
@@ -46,7 +52,9 @@ def manager_conf(settings: Settings) -> str:
     return "\n".join(lines) + "\n"
 
 
-def pjsip_conf(settings: Settings) -> str:
+def pjsip_conf(settings: Settings, agents: Iterable[AgentEntry] | None = None) -> str:
+    """The transport, the trunk and one endpoint per agent: the settings' [[agents]] (their
+    passwords), or the hotline's directory (`agents`: only each password's digest, md5_cred)."""
     a = settings.asterisk
     out = [
         "[transport-udp]", "type = transport", "protocol = udp", f"bind = {a.sip_bind}", "",
@@ -54,12 +62,20 @@ def pjsip_conf(settings: Settings) -> str:
         "[trunk]", "type = aor", f"contact = {_safe(a.trunk_contact, 'asterisk.trunk_contact')}", "",
         "[trunk-identify]", "type = identify", "endpoint = trunk", f"match = {_safe(a.trunk_match, 'asterisk.trunk_match')}", "",
     ]
-    for agent in settings.agents:
-        password = _safe(agent.sip_password.get_secret_value(), f"agents.{agent.id}.sip_password")
+    for agent in (settings.agents if agents is None else agents):
+        if agents is None:
+            password = _safe(agent.sip_password.get_secret_value(), f"agents.{agent.id}.sip_password")  # type: ignore[union-attr]
+            auth = ["auth_type = userpass", f"username = {agent.id}", f"password = {password}"]
+        else:
+            from callcenter.admin.directory import REALM
+
+            digest = _safe(agent.sip_ha1, f"agents.{agent.id}.sip_ha1")  # type: ignore[union-attr]
+            auth = ["auth_type = md5", f"username = {agent.id}", f"realm = {REALM}", f"md5_cred = {digest}"]
         out += [
-            f"[{agent.id}](endpoint-defaults)", "context = agents", f"auth = {agent.id}-auth", f"aors = {agent.id}",
+            f"[{_safe(agent.id, 'agents.id')}](endpoint-defaults)", "context = agents", f"auth = {agent.id}-auth",
+            f"aors = {agent.id}",
             f"callerid = {_safe(agent.name or agent.id, f'agents.{agent.id}.name')} <{agent.id}>", "",
-            f"[{agent.id}-auth]", "type = auth", "auth_type = userpass", f"username = {agent.id}", f"password = {password}", "",
+            f"[{agent.id}-auth]", "type = auth", *auth, "",
             f"[{agent.id}]", "type = aor", "max_contacts = 1", "remove_existing = yes", "qualify_frequency = 0",
         ]
         if agent.contact:
@@ -82,6 +98,19 @@ def indications_conf(settings: Settings) -> str:
     )
 
 
+def write_pjsip(settings: Settings, agents: Iterable[AgentEntry]) -> Path | None:
+    """The agents' endpoints from the hotline's directory, into the rendered config folder (atomic,
+    0600). None when this machine has no rendered folder (Asterisk's configs live elsewhere)."""
+    target = settings.paths.asterisk_config_dir / PJSIP_FILE
+    if not target.exists():
+        return None
+    tmp = target.with_name(f".{PJSIP_FILE}.tmp")
+    tmp.write_text(pjsip_conf(settings, list(agents)))
+    tmp.chmod(0o600)
+    tmp.replace(target)
+    return target
+
+
 def render(settings: Settings, static_dir: Path = STATIC_DIR) -> Path:
     """Write the complete config folder Asterisk reads; returns it."""
     target = settings.paths.asterisk_config_dir
@@ -91,7 +120,7 @@ def render(settings: Settings, static_dir: Path = STATIC_DIR) -> Path:
             shutil.copyfile(path, target / path.name)
     files = {
         "callcenter_manager.conf": manager_conf(settings),
-        "callcenter_pjsip.conf": pjsip_conf(settings),
+        PJSIP_FILE: pjsip_conf(settings),
         "indications.conf": indications_conf(settings),
     }
     for name, text in files.items():

@@ -7,6 +7,8 @@
     callcenter asterisk render      write Asterisk's configs from the settings
     callcenter prompts build        render the IVR prompts with espeak-ng (cached)
     callcenter agent login 1001     agent state through the running engine's HTTP API
+    callcenter agent add 1006 --name 王芳 --queue leak --skill leak=5   a new agent (the database)
+    callcenter user add --role qa li.qa      web log-ins: add, list, deactivate, reset-password ...
     callcenter call --keys 2        place a test call with SIPp (keypad input, optional speech)
     callcenter report weekly --week 2026-W47
     callcenter transcribe           transcribe recordings that have no transcript yet
@@ -168,6 +170,12 @@ def api(settings: Settings, method: str, path: str, body: dict[str, Any] | None 
 
 def cmd_agent(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    if args.action == "add":
+        from callcenter.admin.cli import agent_add
+
+        if not args.agent_id:
+            raise SystemExit("agent add: give the new agent's id (digits), e.g. `callcenter agent add 1006`")
+        return agent_add(args, settings)
     if args.action == "list":
         print(json.dumps(api(settings, "GET", "/api/agents"), ensure_ascii=False, indent=2))
         return 0
@@ -314,11 +322,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("action", choices=["build"])
     p.set_defaults(func=cmd_prompts)
 
-    p = sub.add_parser("agent", help="agent state through the running engine")
-    p.add_argument("action", choices=["login", "logout", "pause", "ready", "list"])
+    p = sub.add_parser("agent", help="agent state through the running engine; `add` a new agent")
+    p.add_argument("action", choices=["login", "logout", "pause", "ready", "list", "add"])
     p.add_argument("agent_id", nargs="?")
     p.add_argument("--reason", default="break")
     p.add_argument("--endpoint", help="login: one of the agent's other phones ([[agents]] endpoints), by id")
+    p.add_argument("--name", help="add: the agent's name (shown on their phone)")
+    p.add_argument("--queue", action="append", help="add: a queue of the agent's (again for more)")
+    p.add_argument("--skill", action="append", help="add: QUEUE=LEVEL (1-10), e.g. leak=5")
+    p.add_argument("--password-file", help="add: read the SIP password from this file's first line")
     p.set_defaults(func=cmd_agent)
 
     p = sub.add_parser("phone", help="a SIPp softphone for an agent (registers, answers)")
@@ -340,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hangup-after", type=float, default=20.0, help="seconds after the keys")
     p.set_defaults(func=cmd_call)
 
-    for name, module in (("report", "callcenter.workorders.cli"), ("transcribe", "callcenter.recording.cli"),
+    for name, module in (("user", "callcenter.admin.cli"), ("report", "callcenter.workorders.cli"), ("transcribe", "callcenter.recording.cli"),
                          ("worker", "callcenter.recording.cli"), ("purge", "callcenter.recording.cli"),
                          ("erase", "callcenter.recording.cli")):
         p = sub.add_parser(name, help=f"see `callcenter {name} --help`", add_help=False)
@@ -367,7 +379,8 @@ def _delegate(module: str, name: str, args: argparse.Namespace) -> int:
     import importlib
 
     mod = importlib.import_module(module)
-    return int(mod.main(name, args.rest, _settings(args)) or 0)
+    main = getattr(mod, f"{name}_main", None) or mod.main
+    return int(main(name, args.rest, _settings(args)) or 0)
 
 
 if __name__ == "__main__":

@@ -215,6 +215,8 @@ class Acd:
             ev.AgentAnswered: self._answered,
             ev.CallEnded: self._ended,
             ev.Tick: self._tick,
+            ev.PolicyChanged: self._policy_changed,
+            ev.AgentSkillsChanged: self._skills_changed,
         }
 
     # ------------------------------------------------------------------ the way in
@@ -281,12 +283,7 @@ class Acd:
             agent_may(self._agents[e.agent_id].state, ev.AgentLoggedIn, e.agent_id)  # raises
         if not e.endpoint or "\n" in e.endpoint or "\r" in e.endpoint:
             raise BadEvent(f"agent {e.agent_id!r}: endpoint {e.endpoint!r} is empty or has a line break")
-        skills: dict[str, int] = {}
-        for queue, level in e.skills.items():
-            self._queue(queue, f"agent {e.agent_id!r} skills")
-            if not isinstance(level, int) or not 1 <= level <= MAX_SKILL_LEVEL:
-                raise BadEvent(f"agent {e.agent_id!r} skills.{queue}: level {level!r} is not 1..{MAX_SKILL_LEVEL}")
-            skills[queue] = level
+        skills = self._skills(e.agent_id, e.skills)
         out: list[cmd.Command] = []
         a = _Agent(e.agent_id, e.endpoint, skills, e.at)
         self._agents[e.agent_id] = a
@@ -372,6 +369,80 @@ class Acd:
         else:
             self._set_state(a, A.AVAILABLE, at, out)
             self._match_agent(a, at, out)
+
+    def _skills(self, agent_id: str, given: Any) -> dict[str, int]:
+        skills: dict[str, int] = {}
+        for queue, level in given.items():
+            self._queue(queue, f"agent {agent_id!r} skills")
+            if not isinstance(level, int) or not 1 <= level <= MAX_SKILL_LEVEL:
+                raise BadEvent(f"agent {agent_id!r} skills.{queue}: level {level!r} is not 1..{MAX_SKILL_LEVEL}")
+            skills[queue] = level
+        return skills
+
+    def _skills_changed(self, e: ev.AgentSkillsChanged) -> list[cmd.Command]:
+        """New queues and levels for a logged-in agent: out of the old pools, into the new ones
+        (when available), the queues' head counts moved; then the agent may take a caller."""
+        a = self._agent(e.agent_id)
+        skills = self._skills(e.agent_id, e.skills)
+        available, staffed = a.state == A.AVAILABLE, a.state in _STAFFED
+        if available:
+            for queue, (level, key) in a.pool_keys.items():
+                self._queues[queue].pools[level].remove(key)
+            a.pool_keys.clear()
+        for queue in a.skills:
+            self._queues[queue].logged_in -= 1
+            self._queues[queue].staffed -= int(staffed)
+        a.skills = skills
+        for queue in skills:
+            q = self._queues[queue]
+            q.logged_in += 1
+            q.staffed += int(staffed)
+            if queue not in a.turns:
+                a.turns[queue] = next(q.turn_counter)
+        out: list[cmd.Command] = []
+        if available:
+            for queue, level in skills.items():
+                q = self._queues[queue]
+                key = self._pool_key(q, a)
+                q.pools.setdefault(level, SortedList()).add(key)
+                a.pool_keys[queue] = (level, key)
+            self._match_agent(a, e.at, out)
+        log.info("agent %s: skills now %s", e.agent_id, skills)
+        return out
+
+    def _policy_changed(self, e: ev.PolicyChanged) -> list[cmd.Command]:
+        """A new routing policy from now on. Every queue keeps its callers, agents and figures;
+        a queue whose strategy changed re-orders its available agents; a new queue starts empty.
+        Then every available agent may take a caller the new policy lets them take."""
+        new = e.policy
+        names = {q.name for q in new.queues}
+        lost = [name for name in self._queues if name not in names]
+        if lost:
+            raise BadEvent(f"a new policy must keep every queue; it lacks {', '.join(sorted(lost))}")
+        acd = new.acd
+        for policy in new.queues:
+            strategy = policy.strategy or acd.strategy
+            wrapup_s = acd.wrapup_s if policy.wrapup_s is None else policy.wrapup_s
+            q = self._queues.get(policy.name)
+            if q is None:
+                self._queues[policy.name] = _Queue(policy, strategy, wrapup_s, acd.handle_time_window)
+                continue
+            q.policy, q.wrapup_s = policy, wrapup_s
+            if strategy != q.strategy:
+                q.strategy = strategy
+                q.pools = {}
+                for a in self._agents.values():
+                    if policy.name in a.pool_keys:
+                        level, _ = a.pool_keys[policy.name]
+                        key = self._pool_key(q, a)
+                        q.pools.setdefault(level, SortedList()).add(key)
+                        a.pool_keys[policy.name] = (level, key)
+        self.policy = new
+        out: list[cmd.Command] = []
+        for a in list(self._agents.values()):
+            self._match_agent(a, e.at, out)
+        log.info("routing policy changed: queues %s", ", ".join(q.name for q in new.queues))
+        return out
 
     # ------------------------------------------------------------------ call events
 

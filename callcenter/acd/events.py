@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from callcenter.acd.settings import RoutingPolicy
 
 RingFailure = Literal["no_answer", "busy", "unavailable", "reserved"]
 RING_FAILURES: frozenset[str] = frozenset({"no_answer", "busy", "unavailable", "reserved"})
@@ -133,14 +136,48 @@ class Tick:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyChanged:
+    """The administrator changed the queues (hours, priority, overflow, strategy, a new queue):
+    the new policy holds from now on for every caller, waiting ones included. A running core
+    never loses a queue: the new policy names every queue the old one had."""
+    policy: RoutingPolicy
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSkillsChanged:
+    """A logged-in agent's queues and skill levels changed (by the administrator): they hold at
+    once, whatever the agent is doing; no state changes."""
+    agent_id: str
+    skills: Mapping[str, int]
+    at: float
+
+
 Event = (
     AgentLoggedIn | AgentLoggedOut | AgentPaused | AgentReady | WrapUpExtended | WrapUpEnded
     | CallQueued | CallPriorityChanged | CallLeft | CallbackRequested | AgentRingFailed
-    | AgentAnswered | CallEnded | Tick
+    | AgentAnswered | CallEnded | Tick | PolicyChanged | AgentSkillsChanged
 )
 
 __all__ = [
-    "RING_FAILURES", "AgentAnswered", "AgentLoggedIn", "AgentLoggedOut", "AgentPaused", "AgentReady",
-    "AgentRingFailed", "CallEnded", "CallLeft", "CallPriorityChanged", "CallQueued", "CallbackRequested",
-    "Event", "RingFailure", "Tick", "WrapUpEnded", "WrapUpExtended",
+    "RING_FAILURES",
+    "AgentAnswered",
+    "AgentLoggedIn",
+    "AgentLoggedOut",
+    "AgentPaused",
+    "AgentReady",
+    "AgentRingFailed",
+    "AgentSkillsChanged",
+    "CallEnded",
+    "CallLeft",
+    "CallPriorityChanged",
+    "CallQueued",
+    "CallbackRequested",
+    "Event",
+    "PolicyChanged",
+    "RingFailure",
+    "Tick",
+    "WrapUpEnded",
+    "WrapUpExtended",
 ]

@@ -307,6 +307,11 @@ class AmiGateway:
         return await self.originate(_agent_endpoint(supervisor_endpoint, "supervisor_endpoint"), application="ChanSpy",
                                     data=f"{self._channel(target_channel)},{SPY_OPTIONS[mode]}")
 
+    async def reload_pjsip(self) -> None:
+        """Asterisk reads its PJSIP configuration again (the agents' endpoints, rendered into
+        callcenter_pjsip.conf from the hotline's directory): a fixed module name, nothing given."""
+        await self.connection.action({"Action": "Reload", "Module": "res_pjsip.so"})
+
     async def core_show_channels(self) -> list[ChannelSnapshot]:
         return await self.connection.snapshot()
 

@@ -29,6 +29,7 @@ from callcenter.acd.core import Acd
 from callcenter.acd.errors import AcdError
 from callcenter.acd.live import LiveState
 from callcenter.acd.settings import RoutingPolicy
+from callcenter.admin.directory import AgentEntry, Directory, sip_ha1, skills_changed
 from callcenter.ami import events as ami_ev
 from callcenter.ami.connection import AmiConnection
 from callcenter.ami.dispatch import TaskSupervisor
@@ -80,6 +81,12 @@ class Engine:
         self.store = CallStore(sessionmaker)
         self.screen_pops = ScreenPops(sessionmaker)
         self.policy = RoutingPolicy.from_settings(settings)
+        # Agents and queues: the settings' until the hotline's directory (the database) is
+        # applied (`apply_directory`, at start and after every change the administrator makes).
+        self.directory = Directory(version=0, agents={a.id: AgentEntry(
+            id=a.id, name=a.name, sip_ha1=sip_ha1(a.id, a.sip_password.get_secret_value()), contact=a.contact,
+            endpoints=tuple(a.endpoints), queues=tuple(a.queues), skills=dict(a.skills)) for a in settings.agents},
+            policy=self.policy)
         self.acd = Acd(self.policy)
         self.live = live
         # Set by calls/shared.py when this engine shares the hotline with others (serve does).
@@ -583,11 +590,28 @@ class Engine:
 
     # ------------------------------------------------------------------ agents (CLI and HTTP)
 
-    def _agent_settings(self, agent_id: str) -> Any:
-        for agent in self.settings.agents:
-            if agent.id == agent_id:
-                return agent
-        raise LookupError(f"unknown agent {agent_id!r}: not in the settings' [[agents]]")
+    def _agent_settings(self, agent_id: str) -> AgentEntry:
+        return self.directory.agent(agent_id)
+
+    def apply_directory(self, directory: Directory) -> None:
+        """A newer directory (admin/service.py): the queues' policy from now on, and the agents
+        logged in here re-skilled, or logged out when they are no longer active. Nothing waits."""
+        old, self.directory = self.directory, directory
+        at = self.clock.monotonic()
+        if directory.policy != self.policy:
+            self.policy = directory.policy
+            self._carry_out_all(self.acd.handle(acd_ev.PolicyChanged(directory.policy, at)))
+        for view in self.acd.agents():
+            entry = directory.agents.get(view.agent_id)
+            if entry is None or not entry.active:
+                if view.state.value in ("available", "paused", "wrap_up", "ringing"):
+                    log.warning("agent %s is no longer active: logged out", view.agent_id)
+                    self._carry_out_all(self.acd.handle(acd_ev.AgentLoggedOut(view.agent_id, at)))
+                continue
+            if skills_changed(old.agents.get(view.agent_id), entry):
+                names = [q for q in (entry.queues or [q.name for q in directory.policy.queues])]
+                self._carry_out_all(self.acd.handle(acd_ev.AgentSkillsChanged(view.agent_id,
+                                                                               entry.login_skills(names), at)))
 
     async def _acd_agent(self, event: Any) -> None:
         try:
@@ -613,8 +637,8 @@ class Engine:
         """Log an agent in, on their configured queues or on `queues` for this shift; they ring
         at `agent_phone(agent_id, endpoint)` (an endpoint id of theirs, or their own)."""
         agent = self._agent_settings(agent_id)
-        names = queues or agent.queues or [q.name for q in self.settings.queues]
-        skills = {q: agent.skills.get(q, 1) for q in names}
+        names = queues or list(agent.queues) or [q.name for q in self.policy.queues]
+        skills = agent.login_skills(names)
         await self._acd_agent(acd_ev.AgentLoggedIn(agent_id=agent_id, endpoint=self.agent_phone(agent_id, endpoint),
                                                    skills=skills, at=self.clock.monotonic()))
 
@@ -641,7 +665,7 @@ class Engine:
         from callcenter.calls.models import Supervision
 
         self._agent_settings(agent_id)
-        if not any(a.id == phone for a in self.settings.agents):
+        if phone not in self.directory.agents:
             raise ValueError(f"phone: {str(phone)[:40]!r} of {supervisor} is not a configured endpoint")
         supervisor_endpoint = agent_endpoint(phone)
         session = self._talking_with(agent_id)
@@ -657,7 +681,7 @@ class Engine:
         now = self.clock.monotonic()
         known = {a.agent_id: a for a in self.acd.agents()}
         out = []
-        for agent in self.settings.agents:
+        for agent in self.directory.active_agents():
             view = known.get(agent.id)
             out.append({
                 "id": agent.id, "name": agent.name,

@@ -41,9 +41,9 @@ N_ = views.N_
 NAV: dict[str, tuple[tuple[str, str], ...]] = {
     AGENT: (("/agent", N_("Agent desk")), ("/orders", N_("Work orders")), ("/qa/scores", N_("My QA scores"))),
     SUP: (("/wallboard", N_("Wallboard")), ("/supervisor", N_("Duty manager")), ("/orders", N_("Work orders")),
-          ("/reports", N_("Reports")), ("/qa/disputes", N_("QA disputes"))),
+          ("/reports", N_("Reports")), ("/qa/disputes", N_("QA disputes")), ("/admin", N_("Administration"))),
     ADMIN: (("/wallboard", N_("Wallboard")), ("/supervisor", N_("Duty manager")), ("/orders", N_("Work orders")),
-            ("/reports", N_("Reports")), ("/qa/disputes", N_("QA disputes"))),
+            ("/reports", N_("Reports")), ("/qa/disputes", N_("QA disputes")), ("/admin", N_("Administration"))),
     QA: (("/qa", N_("Quality review")), ("/qa/search", N_("Search calls"))),
     UNIT: (("/unit", N_("My orders")),),
     access.KIOSK: (("/wallboard", N_("Wallboard")),),
@@ -377,6 +377,10 @@ def setup_routes(app: web.Application) -> None:
     from callcenter.pages import reports as report_pages
 
     report_pages.setup_routes(app)
+    # The administrator's pages (users, agents, queues, notices, categories, audit): pages/admin.py.
+    from callcenter.pages import admin as admin_pages
+
+    admin_pages.setup_routes(app)
     # The live pages: the agent's desk, the wallboard (callcenter/pages/desk_http.py).
     from callcenter.pages import desk_http
     desk_http.setup_routes(app)

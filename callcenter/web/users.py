@@ -4,7 +4,8 @@ argon2 hashes and checks run in an executor (the web app's small password pool),
 event loop that also drives live calls. Revocation: a log-out deletes its page session; a
 password change deletes the user's other page sessions; a start revokes every "cli" token
 that is not the current `web.cli_token` and deactivates the settings' users no longer listed
-there (their sessions deleted, their tokens revoked).
+there (their sessions deleted, their tokens revoked). A user the administrator made or changed in
+the database (admin pages, API, `callcenter user`) is the database's: the settings never touch it.
 """
 from __future__ import annotations
 
@@ -166,6 +167,12 @@ async def seed_users(sessionmaker: async_sessionmaker[AsyncSession], settings: S
         for spec in settings.users:
             password = spec.password.get_secret_value()
             user = rows.get(spec.username)
+            if user is not None and not user.from_settings:
+                # Made or changed by the administrator (pages, API, CLI): the database's, not the file's.
+                log.info("web: user %s is kept as the administrator left them (not from the settings)", spec.username)
+                if spec.role == access.ADMIN and admin is None and user.active:
+                    admin = user
+                continue
             if user is None:
                 user = await create_user(session, spec.username, password, spec.role, spec.agent_id, spec.unit,
                                          spec.phone, from_settings=True)
