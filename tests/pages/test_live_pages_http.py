@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -84,8 +85,12 @@ async def test_the_wallboard_page_renders_the_live_snapshot(aiohttp_client, hotl
 
 async def test_the_agents_own_figures_today_and_the_follow_up_worklist(aiohttp_client, hotline, sessionmaker) -> None:
     now = datetime.now(UTC)
-    await _add_call(sessionmaker, "mine", now - timedelta(minutes=10), 3, "answered", agent_id="1001", talk_s=125)
-    await _add_call(sessionmaker, "theirs", now - timedelta(minutes=10), 3, "answered", agent_id="1002")
+    # Earlier today on the hotline's clock, even just after its midnight.
+    midnight = now.astimezone(ZoneInfo(hotline.app[SETTINGS].hotline.timezone)).replace(hour=0, minute=0, second=0,
+                                                                                     microsecond=0)
+    earlier = now - min(timedelta(minutes=10), (now - midnight) / 2)
+    await _add_call(sessionmaker, "mine", earlier, 3, "answered", agent_id="1001", talk_s=125)
+    await _add_call(sessionmaker, "theirs", earlier, 3, "answered", agent_id="1002")
     client = await aiohttp_client(hotline.app)
     await sign_in(client, "agent")
     text = await (await client.get("/agent/today")).text()
