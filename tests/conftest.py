@@ -25,6 +25,9 @@ from callcenter.db import create_engine, make_sessionmaker, migrate
 POSTGRES_ADMIN_URL = os.environ.get("CALLCENTER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("CALLCENTER_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
+# The real Asterisk's fixtures (rig, sipp, hotline ...), one registration for every folder.
+pytest_plugins = ["tests.real_hotline"]
+
 
 @pytest.fixture
 def clock() -> ManualClock:
