@@ -5,7 +5,8 @@ calls/machine.py.
 - The disposition says how a call ended, from the phase it ended in and what ended it:
   IVR → abandoned_in_ivr; waiting or ringing → abandoned_in_queue; talking or survey →
   answered; a menu message that ends the call → message_only; a callback taken → callback;
-  a failure of ours → failed.
+  a failure of ours → failed; Asterisk shutting down or restarting under it → cut_by_pbx
+  (left out of the abandon and hang-up-first figures: nobody chose to leave).
 - A ring that is not answered has the ACD's reason from Asterisk's DIALSTATUS.
 - An adopted call resumes where Asterisk's snapshot shows the caller (`adoption`).
 """
@@ -27,6 +28,8 @@ class Phase(StrEnum):
     ENDED = "ended"
     HANDED_OVER = "handed_over"  # another engine carries the call on; its record stays open
 
+
+CUT_BY_PBX = "cut_by_pbx"
 
 P = Phase
 DISPOSITION_BY_PHASE: dict[Phase, str] = {
