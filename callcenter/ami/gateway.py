@@ -310,6 +310,12 @@ class AmiGateway:
     async def core_show_channels(self) -> list[ChannelSnapshot]:
         return await self.connection.snapshot()
 
+    async def core_started(self) -> str:
+        """When this Asterisk started (CoreStatus' startup date and time): a different answer
+        after a reconnect means it restarted meanwhile."""
+        reply = await self.connection.action({"Action": "CoreStatus"})
+        return f"{reply.get('CoreStartupDate', '')} {reply.get('CoreStartupTime', '')}".strip()
+
     # --- helpers -----------------------------------------------------------------------
 
     @staticmethod

@@ -18,6 +18,7 @@ import os
 import socket
 import zoneinfo
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
@@ -106,6 +107,11 @@ class Engine:
         self._consults: dict[str, CallSession] = {}         # by the colleague's endpoint
         # Plain functions that see every Asterisk event first (metrics, tests); never awaited.
         self.observers: list[Callable[[ami_ev.Event], None]] = []
+        # The PBX itself: when this Asterisk started (a change after a reconnect: it restarted),
+        # when it said it was going down, when the AMI link was lost.
+        self.pbx_started: str | None = None
+        self.pbx_down_at: datetime | None = None
+        self.ami_lost_at: datetime | None = None
         self.event_handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
             ami_ev.Newchannel: self._new_channel,
             ami_ev.Newstate: self._new_state,
@@ -113,6 +119,8 @@ class Engine:
             ami_ev.DialBegin: self._dial_begin,
             ami_ev.DialEnd: self._dial_end,
             ami_ev.Hangup: self._hangup,
+            ami_ev.SoftHangupRequest: self._soft_hangup_request,
+            ami_ev.Shutdown: self._shutdown,
             ami_ev.OriginateResponse: self._originate_response,
             ami_ev.DTMFEnd: self._dtmf_end,
             ami_ev.Reconnected: self._reconnected,
@@ -124,6 +132,7 @@ class Engine:
     async def start(self, wait_s: float = 10.0) -> None:
         await self.connection.start()
         await self.connection.wait_connected(wait_s)
+        self.pbx_started = await self._pbx_started()
         self._ticker = self.tasks.spawn(self._tick_loop(), name="acd-ticker")
         if self.shared is not None:
             await self.shared.start()
@@ -353,11 +362,32 @@ class Engine:
     async def _hangup(self, event: ami_ev.Hangup) -> None:
         session = self._by_channel.get(event.channel)
         if session is not None:
-            session.on_hangup(event.channel)
+            session.on_hangup(event.channel, _asterisk_time(event.at))
             if event.channel != session.channel:
                 self._by_channel.pop(event.channel, None)
 
+    async def _soft_hangup_request(self, event: ami_ev.SoftHangupRequest) -> None:
+        """Asterisk hangs up every channel when it stops: a call it cuts is not a caller leaving."""
+        session = self._by_channel.get(event.channel)
+        if session is not None and event.by_shutdown:
+            session.on_pbx_cut()
+
+    async def _shutdown(self, event: ami_ev.Shutdown) -> None:
+        self.pbx_down_at = _asterisk_time(event.at) or self.clock.now()
+        log.warning("Asterisk is %s (%s); %d calls in progress are cut", "restarting" if event.restart else
+                    "shutting down", "cleanly" if event.cleanly else "with channels up", len(self.sessions))
+        for session in list(self.sessions.values()):
+            session.on_pbx_cut(self.pbx_down_at)
+
+    async def _pbx_started(self) -> str | None:
+        try:
+            return await self.gateway.core_started()
+        except AmiError as exc:
+            log.warning("Asterisk's start time unknown (CoreStatus): %s", exc)
+            return None
+
     async def _disconnected(self, event: ami_ev.Disconnected) -> None:
+        self.ami_lost_at = self.clock.now()
         log.warning("AMI disconnected (%s); %d calls in progress", event.reason, len(self.sessions))
 
     async def _reconnected(self, event: ami_ev.Reconnected) -> None:
@@ -368,9 +398,15 @@ class Engine:
             log.error("snapshot after reconnect failed: %s", exc)
             return
         gone = [s for s in list(self.sessions.values()) if s.channel not in channels]
-        log.info("AMI back after %.1f s: %d calls live, %d ended meanwhile", event.downtime_s,
-                 len(self.sessions) - len(gone), len(gone))
+        started, down_at = await self._pbx_started(), self.pbx_down_at
+        restarted = started is not None and self.pbx_started is not None and started != self.pbx_started
+        self.pbx_started, self.pbx_down_at = started or self.pbx_started, None
+        log.info("AMI back after %.1f s%s: %d calls live, %d ended meanwhile", event.downtime_s,
+                 " (Asterisk restarted)" if restarted else "", len(self.sessions) - len(gone), len(gone))
         for session in gone:
+            if restarted or down_at is not None:
+                # It went down with the link: its calls ended then (its Shutdown's time if it said).
+                session.on_pbx_cut(down_at or self.ami_lost_at)
             session.tell(m.GoneDuringOutage())
 
     # ------------------------------------------------------------------ sessions
@@ -668,6 +704,11 @@ class Engine:
                 "calls_taken": view.calls_taken if view else 0,
             })
         return out
+
+
+def _asterisk_time(epoch_s: float | None) -> datetime | None:
+    """An event's Timestamp (Asterisk's clock) as a time; None when the event had none."""
+    return None if epoch_s is None else datetime.fromtimestamp(epoch_s, UTC)
 
 
 def ring_groups(commands: list[acd_cmd.Command]) -> list[acd_cmd.Command | m.RingGroup]:
