@@ -10,6 +10,9 @@ Indicators, as the hotline defines them
 - answered within three rings %: answered with arrival→agent ≤ the three-ring time (15 s on
   the Chinese cadence), of the calls that asked for an agent (reached a queue).
 - abandon rate: callers who hung up while waiting, of the calls that reached a queue.
+- cut by the PBX: calls Asterisk cut by shutting down or restarting. Nobody chose to leave
+  them, so a call cut before an agent answered is neither offered to agents nor abandoned
+  (it is out of the three-ring and abandon rates); one cut in the talk was answered.
 - ASA: mean arrival→agent of answered calls; AHT: mean agent answer→hang-up.
 - dispatch within 3 minutes %: field orders dispatched by their dispatch deadline, of the
   field orders taken; on-time arrival %: on site by the arrival deadline, of those with one.
@@ -29,11 +32,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, func, literal, select
+from sqlalchemy import Float, and_, case, cast, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
-from callcenter.calls.models import ABANDONED_IN_QUEUE, ANSWERED, Call
+from callcenter.calls.models import ABANDONED_IN_QUEUE, ANSWERED, CUT_BY_PBX, Call
 from callcenter.config import Settings
 from callcenter.db.base import seconds_between
 from callcenter.workdays import check_day, iso_week
@@ -180,28 +183,32 @@ async def build_for(settings: Settings, sessionmaker: async_sessionmaker[AsyncSe
 
 async def _call_figures(session: AsyncSession, dialect: str, p: Period, within_s: float) -> dict[str, Any]:
     in_period = and_(Call.arrived_at >= p.start, Call.arrived_at < p.end)
-    answered = Call.disposition == ANSWERED
+    cut = Call.disposition == CUT_BY_PBX
+    answered = or_(Call.disposition == ANSWERED, and_(cut, Call.agent_answered_at.is_not(None)))
+    reached_agents = and_(Call.queued_at.is_not(None), or_(Call.disposition.is_(None), Call.disposition != CUT_BY_PBX,
+                                                           Call.agent_answered_at.is_not(None)))
     wait = seconds_between(dialect, Call.arrived_at, Call.agent_answered_at)
     talk = seconds_between(dialect, Call.agent_answered_at, Call.ended_at)
     row = (await session.execute(select(
         func.count(),
         func.sum(case((answered, 1), else_=0)),
-        func.sum(case((Call.queued_at.is_not(None), 1), else_=0)),
+        func.sum(case((reached_agents, 1), else_=0)),
         func.sum(case((Call.disposition == ABANDONED_IN_QUEUE, 1), else_=0)),
         func.sum(case((and_(answered, wait <= within_s), 1), else_=0)),
         func.avg(case((answered, wait))),
         func.avg(case((and_(answered, Call.ended_at.is_not(None)), talk))),
         func.avg(cast(Call.survey_score, Float)),
         func.count(Call.survey_score),
+        func.sum(case((cut, 1), else_=0)),
     ).where(in_period))).one()
-    total, n_answered, offered, abandoned, within, asa, aht, survey, rated = row
+    total, n_answered, offered, abandoned, within, asa, aht, survey, rated, n_cut = row
     hour = _hour(dialect, Call.arrived_at)
     hours = (await session.execute(
         select(hour, func.count(), func.sum(case((answered, 1), else_=0))).where(in_period).group_by(hour))).all()
     return {
         "indicators": {
             "calls": total, "answered": n_answered or 0, "offered_to_agents": offered or 0,
-            "abandoned_in_queue": abandoned or 0,
+            "abandoned_in_queue": abandoned or 0, "cut_by_pbx": n_cut or 0,
             "answered_within_three_rings_pct": _pct(within, offered),
             "abandon_rate_pct": _pct(abandoned, offered),
             "asa_s": _round(asa), "aht_s": _round(aht),
