@@ -276,6 +276,16 @@ class CoreShowChannelsComplete(Event):
     listed_channels: int
 
 
+@dataclass(frozen=True, slots=True)
+class DBGetResponse(Event):
+    """One AstDB entry, the answer to a DBGet."""
+
+    action_id: str
+    family: str
+    key: str
+    value: str
+
+
 # --- parsing ---------------------------------------------------------------------------
 
 def _int(f: Fields, key: str, default: int | None = None) -> int:
@@ -447,6 +457,8 @@ _BUILDERS: dict[str, Callable[[Fields], Event]] = {
         f.get("Exten", ""), _int(f, "Priority", 0), f.get("BridgeId", ""), f.get("Application", ""),
         f.get("ApplicationData", ""), _duration_s(f),
     ),
+    "DBGetResponse": lambda f: DBGetResponse(f.get("ActionID", ""), f.get("Family", ""), f.get("Key", ""),
+                                             f.get("Val", "")),
     "CoreShowChannelsComplete": lambda f: CoreShowChannelsComplete(
         f.get("ActionID", ""), _int(f, "ListItems", 0),
     ),

@@ -63,6 +63,33 @@ def ring_failure(dial_status: str) -> str:
     return RING_FAILURES.get(dial_status.upper(), "unavailable")
 
 
+END_NOTES = "callcenter_ended"   # the AstDB family of the dialplan's notes (asterisk/extensions.conf)
+
+
+@dataclass(frozen=True)
+class EndNote:
+    """Asterisk's note of a call's end (the dialplan's `h` extension): its time (epoch seconds,
+    Asterisk's clock) and who hung up first, when the note says."""
+
+    at: float
+    hung_up_by: str | None
+
+
+def read_end_note(value: str | None, caller_channel: str) -> EndNote | None:
+    """``1733065200.123|PJSIP/1001-00000002`` → EndNote(1733065200.123, "agent"): the channel
+    that hung up first is the caller's own ("caller") or another, the agent's phone ("agent")."""
+    if not value:
+        return None
+    when, _, source = value.partition("|")
+    try:
+        at = float(when)
+    except ValueError:
+        return None
+    source = source.strip()
+    who = None if not source else "caller" if source == caller_channel else "agent"
+    return EndNote(at, who)
+
+
 @dataclass(frozen=True)
 class Adoption:
     """What a surviving engine does with a call whose engine is gone: where the caller picks

@@ -13,6 +13,7 @@ are injected (`clock.call_later`); the ACD re-checks its state when they fire.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -37,7 +38,7 @@ from callcenter.ami.errors import AmiError
 from callcenter.ami.fields import clean_caller_name, clean_caller_number
 from callcenter.ami.gateway import AmiGateway, agent_endpoint, new_action_id
 from callcenter.calls import machine as m
-from callcenter.calls.core import Adoption
+from callcenter.calls.core import END_NOTES, Adoption, EndNote, read_end_note
 from callcenter.calls.dial_policy import DialPolicy
 from callcenter.calls.models import Call
 from callcenter.calls.outbound import CallbackCalls
@@ -379,6 +380,19 @@ class Engine:
         for session in list(self.sessions.values()):
             session.on_pbx_cut(self.pbx_down_at)
 
+    async def end_note(self, uniqueid: str, caller_channel: str) -> EndNote | None:
+        """Asterisk's note of a call's end (the dialplan's `h` extension), if it has one."""
+        try:
+            return read_end_note(await self.gateway.db_get(END_NOTES, uniqueid), caller_channel)
+        except AmiError as exc:
+            log.warning("uniqueid=%s Asterisk's note of the end not read: %s", uniqueid, exc)
+            return None
+
+    async def forget_end_note(self, uniqueid: str) -> None:
+        """The record is closed: Asterisk's note of its end is needed no more."""
+        with contextlib.suppress(AmiError):
+            await self.gateway.db_del(END_NOTES, uniqueid)
+
     async def _pbx_started(self) -> str | None:
         try:
             return await self.gateway.core_started()
@@ -407,7 +421,7 @@ class Engine:
             if restarted or down_at is not None:
                 # It went down with the link: its calls ended then (its Shutdown's time if it said).
                 session.on_pbx_cut(down_at or self.ami_lost_at)
-            session.tell(m.GoneDuringOutage())
+        await asyncio.gather(*(session.gone_during_outage() for session in gone))
 
     # ------------------------------------------------------------------ sessions
 

@@ -51,8 +51,8 @@ Rules
   "caller" when the caller's hang-up ended it (in the menu, in the queue, ringing, or first
   out of the talk), "agent" when the agent left the talk first, "system" when the engine
   (a message, a callback taken, the survey done, a failure) or the PBX ended it. It is left
-  empty only when nobody saw who went: a talk whose channels went while the AMI link was
-  down.
+  empty only when nobody saw who went: a talk whose channels went while the engine could
+  not see them, unless Asterisk's note of the end (`hung_up_by`) tells.
 - When the engine ends the call itself (the message played, the callback taken, the survey
   done, a failure) it hangs up the caller and waits, bounded, for the channel to go.
 - Every call ends with exactly one `CloseRecord`, and nothing is asked after it; a call
@@ -184,7 +184,10 @@ class CommandFailed:
 
 @dataclass(frozen=True)
 class GoneDuringOutage:
-    """The caller's channel was not in Asterisk's snapshot after the AMI link came back."""
+    """The caller's channel was not in Asterisk's snapshot after the AMI link came back.
+    `hung_up_by`: who hung up first, as Asterisk's note of the end says (None: no note)."""
+
+    hung_up_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -257,6 +260,7 @@ class Adopted:
     agent_id: str | None
     queued_at: float | None
     talked: bool
+    hung_up_by: str | None = None   # a call already over: who hung up first, by Asterisk's note
 
 
 Event = (Arrived | Answered | NoticeFound | DigitCollected | PromptPlayed | QueueFound | RingStarted | DialEnded
@@ -507,6 +511,7 @@ class CallMachine:
         self.callback_taken = False
         self.cut_by_pbx = False          # Asterisk is cutting the call (shutdown, restart)
         self.gone_unseen = False         # the channel went while the AMI link was down
+        self.noted_hung_up_by: str | None = None   # who hung up first then, by Asterisk's note
 
     # ------------------------------------------------------------------ the table
 
@@ -876,7 +881,7 @@ class CallMachine:
         self.queue, self.category, self.agent_id = e.queue, e.category, e.agent_id
         if plan.resume is Phase.ENDED:
             self.phase = Phase.TALKING if e.talked else Phase.WAITING if e.queued_at is not None else Phase.IVR
-            self.acd_knows, self.gone_unseen = False, True
+            self.acd_knows, self.gone_unseen, self.noted_hung_up_by = False, True, e.hung_up_by
             return [AdoptRecording(), *self._end(at)]
         if plan.resume is Phase.TALKING and plan.agent_channel:
             self.phase, self.acd_knows, self.dialled = Phase.TALKING, False, False
@@ -927,7 +932,7 @@ class CallMachine:
         return []   # a timer of a phase the call has left
 
     def _outage(self, e: GoneDuringOutage, at: float) -> list[Command]:
-        self.gone_unseen = True   # who left a talk first is unknown: nobody saw it
+        self.gone_unseen, self.noted_hung_up_by = True, e.hung_up_by   # only Asterisk's note saw it
         return self._end(at)
 
     def _cut(self, e: CutByPbx, at: float) -> list[Command]:
@@ -975,7 +980,7 @@ class CallMachine:
         if self.leaving is not None:
             return "system"            # the engine ended it
         if phase is Phase.TALKING and self.gone_unseen:
-            return None                # the talk's channels went while nobody watched
+            return self.noted_hung_up_by   # the talk ended unseen: Asterisk's note, if any, tells
         return "caller"
 
     def _late(self, e: object, at: float) -> list[Command]:

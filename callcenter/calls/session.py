@@ -20,8 +20,8 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, assert_never
 
@@ -167,6 +167,9 @@ class CallSession:
         record is closed (or the call handed over)."""
         lanes = [asyncio.ensure_future(self._run_channel()), asyncio.ensure_future(self._run_beside())]
         try:
+            if isinstance(start, m.Adopted) and start.plan.resume is Phase.ENDED:
+                # Over before this engine could see it end: Asterisk's note says when and who.
+                start = replace(start, hung_up_by=await self._asterisks_note())
             self.tell(start or m.Arrived())
             await self.ended.wait()
         finally:
@@ -426,6 +429,19 @@ class CallSession:
             self.hung_up_at = self.hung_up_at or at
         self.tell(m.HungUp(channel))
 
+    async def gone_during_outage(self) -> None:
+        """The caller's channel went while the AMI link was down: Asterisk's note says when and who."""
+        self.tell(m.GoneDuringOutage(await self._asterisks_note()))
+
+    async def _asterisks_note(self) -> str | None:
+        """Asterisk's note of the call's end (the dialplan's): its time becomes the record's end;
+        returns who hung up first by it."""
+        note = await self.engine.end_note(self.uniqueid, self.channel)
+        if note is None:
+            return None
+        self.hung_up_at = self.hung_up_at or datetime.fromtimestamp(note.at, UTC)
+        return note.hung_up_by
+
     def on_pbx_cut(self, at: datetime | None = None) -> None:
         """Asterisk is shutting down or restarting under the call (`at`: its time, if known)."""
         self.cut_at = self.cut_at or at
@@ -441,5 +457,6 @@ class CallSession:
             self.call_id, ended_at=ended_at, disposition=disposition, hangup_first=hangup_first, closed=True,
         )
         log.info("%s ended: %s (hangup first: %s)", self.log_extra, disposition, hangup_first)
+        self.engine.tasks.spawn(self.engine.forget_end_note(self.uniqueid), name=f"end-note-{self.call_id}")
         await self.engine.call_closed(self)
         self.ended.set()

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from callcenter.acd import commands as acd_cmd
 from callcenter.acd import events as acd_ev
 from callcenter.calls import machine as m
-from callcenter.calls.core import Adoption, Phase
+from callcenter.calls.core import Adoption, EndNote, Phase, read_end_note
 from callcenter.ivr.flow import Notice
 from callcenter.ivr.model import load_menu, parse_menu
 
@@ -472,6 +472,23 @@ def test_who_hung_up_first_is_known_for_every_call_but_a_talk_that_went_unseen()
     assert feed(lost_wait, m.AmiLost(), m.GoneDuringOutage())[-1] == m.CloseRecord("abandoned_in_queue", "caller")
     agent_first = built(P.SURVEY)
     assert feed(agent_first, m.HungUp(CALLER))[-1] == m.CloseRecord("answered", "agent")
+
+
+def test_a_call_that_ended_unseen_takes_who_hung_up_first_from_asterisks_note() -> None:
+    lost_talk = built(P.TALKING)
+    out = feed(lost_talk, m.AmiLost(), m.GoneDuringOutage(hung_up_by="agent"))
+    assert out[-1] == m.CloseRecord("answered", "agent")
+    # The engine was down past the caller's hang-up: adopted when already over.
+    over = new()
+    assert feed(over, m.Adopted(Adoption(Phase.ENDED), "leak", "leak", "1001", 1.0, talked=True,
+                                hung_up_by="caller")) == [m.AdoptRecording(), m.CloseRecord("answered", "caller")]
+
+
+def test_asterisks_note_of_the_end_says_when_and_which_side_hung_up_first() -> None:
+    assert read_end_note("1733065200.125|PJSIP/trunk-00000001", CALLER) == EndNote(1733065200.125, "caller")
+    assert read_end_note("1733065200.125|PJSIP/1001-00000002", CALLER) == EndNote(1733065200.125, "agent")
+    assert read_end_note("1733065200|", CALLER) == EndNote(1733065200.0, None)
+    assert read_end_note(None, CALLER) is None and read_end_note("soon|x", CALLER) is None
 
 
 # ---------------------------------------------------------------------- properties
