@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
@@ -14,7 +15,7 @@ from callcenter.acd.settings import Strategy
 from callcenter.calls import machine as m
 from callcenter.calls.engine import ring_groups
 from callcenter.calls.models import Call
-from tests.calls.fake_line import CALLER, FakeLine, agent, running_line
+from tests.calls.fake_line import CALLER, CALLER_ID, FakeLine, agent, running_line
 
 PHONE_1001 = "PJSIP/1001-00000002"
 PHONE_1002 = "PJSIP/1002-00000003"
@@ -190,3 +191,36 @@ def test_the_acds_rings_for_one_call_in_one_batch_become_one_group_at_the_first_
     other = acd_cmd.RingAgent("call-2", "1004", "PJSIP/1004", 15)
     changed = acd_cmd.AgentStateChanged("1001", "ringing", None, "call-1", 1.0)
     assert ring_groups([changed, a, other, b, c]) == [changed, m.RingGroup((a, b, c)), m.RingGroup((other,))]
+
+
+async def test_asterisk_shutting_down_cuts_the_ringing_call_at_its_own_time_and_frees_the_agent(
+        line: FakeLine) -> None:
+    await line.engine.login("1001")
+    line.call_in()
+    await line.dial_sent()
+    line.phone_rings(PHONE_1001)
+    await line.until(lambda: state(line, "1001") == "ringing")
+    # `core restart now`: Asterisk soft-hangs every channel up for the shutdown, then hangs up.
+    line.fake.session.send({"Event": "SoftHangupRequest", "Privilege": "call,all", "Channel": CALLER,
+                            "Uniqueid": CALLER_ID, "Linkedid": CALLER_ID, "Cause": "4"})
+    line.dial_ends(PHONE_1001, "NOANSWER")
+    line.fake.session.send({"Event": "Hangup", "Privilege": "call,all", "Channel": CALLER, "Uniqueid": CALLER_ID,
+                            "Linkedid": CALLER_ID, "Cause": "16", "Cause-txt": "Normal Clearing",
+                            "Timestamp": "1733065200.250000"})
+    call = await closed_call(line)
+    assert (call.disposition, call.hangup_first) == ("cut_by_pbx", "system")
+    assert call.ended_at == datetime.fromtimestamp(1733065200.25, UTC)       # Asterisk's time, not ours
+    assert [(a.agent_id, a.result) for a in call.attempts] == [("1001", "cancelled")]
+    assert state(line, "1001") == "available"                               # not the agent's failure
+
+
+async def test_asterisks_shutdown_event_cuts_the_waiting_call(line: FakeLine) -> None:
+    line.call_in()                                       # nobody logged in: the caller waits
+    await line.until(lambda: any(s.phase.value == "waiting" for s in line.engine.sessions.values()))
+    line.fake.session.send({"Event": "Shutdown", "Privilege": "system,all", "Shutdown": "Uncleanly",
+                            "Restart": "True", "Timestamp": "1733065201.000000"})
+    await line.until(lambda: all(s.machine.cut_by_pbx for s in line.engine.sessions.values()))
+    line.hang_up()
+    call = await closed_call(line)
+    assert (call.disposition, call.hangup_first, call.queue) == ("cut_by_pbx", "system", "leak")
+    assert call.ended_at == datetime.fromtimestamp(1733065201, UTC)         # when Asterisk said it went down
