@@ -286,6 +286,13 @@ class DBGetResponse(Event):
     value: str
 
 
+@dataclass(frozen=True, slots=True)
+class DBGetComplete(Event):
+    """The end of a DBGet's list (listed here so the eventfilter lets it through)."""
+
+    action_id: str
+
+
 # --- parsing ---------------------------------------------------------------------------
 
 def _int(f: Fields, key: str, default: int | None = None) -> int:
@@ -459,6 +466,7 @@ _BUILDERS: dict[str, Callable[[Fields], Event]] = {
     ),
     "DBGetResponse": lambda f: DBGetResponse(f.get("ActionID", ""), f.get("Family", ""), f.get("Key", ""),
                                              f.get("Val", "")),
+    "DBGetComplete": lambda f: DBGetComplete(f.get("ActionID", "")),
     "CoreShowChannelsComplete": lambda f: CoreShowChannelsComplete(
         f.get("ActionID", ""), _int(f, "ListItems", 0),
     ),

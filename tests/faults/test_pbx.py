@@ -116,11 +116,13 @@ async def test_asterisk_frozen_for_20_s_then_resumed(hotline: Hotline) -> None:
     line = hotline
     await line.engine.login("1001")
     agent = await start_agent(line, "1001", hangup_after_ms=120_000)
+    # Both hang up well after the freeze (a BYE sent into it would be retried only ~15 s); the
+    # waiting caller first, so the agent freed by the talk is not rung for a caller about to go.
     talking = await start_caller(line, "frozen_talking", caller_scenario(keys=(Key("2", MENU_KEY_AFTER_MS),),
-                                                                         hangup_after_ms=26_000))
+                                                                         hangup_after_ms=40_000))
     await wait_until(lambda: any(s.phase.value == "talking" for s in line.engine.sessions.values()), 30, "talking")
     waiting = await start_caller(line, "frozen_waiting", caller_scenario(keys=(Key("2", MENU_KEY_AFTER_MS),),
-                                                                         hangup_after_ms=24_000))
+                                                                         hangup_after_ms=30_000))
     await wait_until(lambda: any(s.phase.value == "waiting" for s in line.engine.sessions.values()), 30, "waiting")
 
     pid, reconnects = asterisk_pid(), line.engine.connection.stats.reconnects
