@@ -19,8 +19,9 @@ import os
 import socket
 import zoneinfo
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -407,10 +408,11 @@ class Engine:
     async def _reconnected(self, event: ami_ev.Reconnected) -> None:
         """Rebuild from Asterisk's snapshot: calls whose channel is gone ended while we were away."""
         try:
-            channels = {c.channel for c in await self.connection.snapshot()}
+            snapshot = await self.connection.snapshot()
         except Exception as exc:
             log.error("snapshot after reconnect failed: %s", exc)
             return
+        channels = {c.channel for c in snapshot}
         gone = [s for s in list(self.sessions.values()) if s.channel not in channels]
         started, down_at = await self._pbx_started(), self.pbx_down_at
         restarted = started is not None and self.pbx_started is not None and started != self.pbx_started
@@ -422,6 +424,22 @@ class Engine:
                 # It went down with the link: its calls ended then (its Shutdown's time if it said).
                 session.on_pbx_cut(down_at or self.ami_lost_at)
         await asyncio.gather(*(session.gone_during_outage() for session in gone))
+        await self._take_unheard_callers(snapshot)
+
+    async def _take_unheard_callers(self, snapshot: list[ami_ev.ChannelSnapshot]) -> None:
+        """Callers who reached the hotline's AsyncAGI while the link was down (Asterisk just
+        restarted, say): their AsyncAGIStart was never heard, so they would wait in silence.
+        Taken now as new calls, from the snapshot (another engine's are its: the claim says)."""
+        for c in snapshot:
+            if (c.context != "from-trunk" or c.application != "AGI" or c.application_data != "agi:async,inbound"
+                    or c.channel in self._by_channel):
+                continue
+            log.warning("call on %s reached the hotline while the AMI link was down: taken now", c.channel)
+            self._arrivals[c.channel] = (self.clock.now() - timedelta(seconds=c.duration_s),
+                                         self.clock.monotonic() - c.duration_s)
+            await self._agi_start(ami_ev.AsyncAGIStart(
+                c.channel, c.uniqueid, c.linkedid, MappingProxyType({"agi_arg_1": "inbound"}), c.caller_number,
+                c.caller_name, c.exten, c.exten))
 
     # ------------------------------------------------------------------ sessions
 

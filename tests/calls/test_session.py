@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -224,3 +225,33 @@ async def test_asterisks_shutdown_event_cuts_the_waiting_call(line: FakeLine) ->
     call = await closed_call(line)
     assert (call.disposition, call.hangup_first, call.queue) == ("cut_by_pbx", "system", "leak")
     assert call.ended_at == datetime.fromtimestamp(1733065201, UTC)         # when Asterisk said it went down
+
+
+async def test_after_a_restart_seen_on_reconnect_the_lost_call_is_cut_and_an_unheard_caller_is_taken(
+        line: FakeLine) -> None:
+    line.engine.pbx_started = "2026-12-01 09:00:00"      # what CoreStatus said when the engine started
+    line.fake.replies["CoreStatus"] = lambda session, action: [   # and says after the link broke
+        {"Response": "Success", "ActionID": action["ActionID"], "CoreStartupDate": "2026-12-01",
+         "CoreStartupTime": "09:00:30"}]
+    unheard = "PJSIP/trunk-00000009"
+
+    def channels(session: Any, action: dict[str, str]) -> list[dict[str, str]]:
+        aid = action["ActionID"]
+        return [{"Response": "Success", "ActionID": aid, "EventList": "start", "Message": "Channels will follow"},
+                {"Event": "CoreShowChannel", "ActionID": aid, "Channel": unheard, "ChannelStateDesc": "Ring",
+                 "CallerIDNum": "13900139000", "CallerIDName": "", "Context": "from-trunk", "Exten": "96666",
+                 "Priority": "4", "Uniqueid": "1732345300.9", "Linkedid": "1732345300.9", "BridgeId": "",
+                 "Application": "AGI", "ApplicationData": "agi:async,inbound", "Duration": "00:00:01"},
+                {"Event": "CoreShowChannelsComplete", "ActionID": aid, "EventList": "Complete", "ListItems": "1"}]
+
+    line.call_in()                                   # nobody logged in: the caller waits
+    await line.until(lambda: any(s.phase.value == "waiting" for s in line.engine.sessions.values()))
+    line.fake.replies["CoreShowChannels"] = channels
+    line.fake.session.drop()                         # the link breaks; Asterisk restarts meanwhile
+    await line.until(lambda: line.engine.calls_closed == 1)
+    async with line.engine.store.sessionmaker() as db:
+        [call] = (await db.execute(select(Call).where(Call.closed))).scalars()
+    assert (call.disposition, call.hangup_first, call.channel) == ("cut_by_pbx", "system", CALLER)
+    # The caller who dialled in meanwhile is answered, not left in silence.
+    await line.until(lambda: any(a["Channel"] == unheard and a["Command"] == "ANSWER" for a in line.sent("AGI")))
+    assert [s.caller_number for s in line.engine.sessions.values() if s.channel == unheard] == ["13900139000"]
