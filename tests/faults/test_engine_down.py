@@ -14,7 +14,7 @@ from callcenter.sipp import Key, caller_scenario, expect_ok
 from tests.e2e.test_spine import MENU_KEY_AFTER_MS, start_agent, start_caller
 from tests.faults.conftest import Hotline, free_port, wait_until
 from tests.faults.figures import CaseFigures, recordings_mismatched, write_case
-from tests.faults.test_pbx import next_call_answered
+from tests.faults.test_pbx import next_call_answered, voices
 
 pytestmark = pytest.mark.asterisk
 
@@ -22,10 +22,11 @@ pytestmark = pytest.mark.asterisk
 async def test_an_engine_started_again_after_the_caller_hung_up_closes_the_call_with_asterisks_end(
         hotline: Hotline) -> None:
     line = hotline
+    caller_voice, agent_voice = voices(line, 20)
     await line.engine.login("1001")
-    agent = await start_agent(line, "1001", hangup_after_ms=120_000)
-    caller = await start_caller(line, "gone_caller", caller_scenario(keys=(Key("2", MENU_KEY_AFTER_MS),),
-                                                                     hangup_after_ms=7000))
+    agent = await start_agent(line, "1001", hangup_after_ms=120_000, speech=agent_voice)
+    caller = await start_caller(line, "gone_caller", caller_scenario(
+        keys=(Key("2", MENU_KEY_AFTER_MS),), speech_pcap=caller_voice, speak_after_ms=500, hangup_after_ms=8000))
     await wait_until(lambda: any(s.phase.value == "talking" for s in line.engine.sessions.values()), 30, "talking")
     await line.talked("1001", 1.0)
     await line.engine.stop()               # the engine goes (a shared hotline's stop hands the call over)

@@ -34,6 +34,12 @@ def asterisk_pid() -> int:
     return pid
 
 
+def voices(line: Hotline, seconds: float) -> tuple[str, str]:
+    """Speech for the caller and the agent (RTP all along: MixMonitor writes what flows)."""
+    return (line.sipp.speech("fault_caller.pcap", "hello there is water leaking in my kitchen", total_s=seconds),
+            line.sipp.speech("fault_agent.pcap", "water hotline agent speaking how can I help", total_s=seconds))
+
+
 async def reconnected_s(line: Hotline, back_at: float, reconnects_before: int) -> float:
     """Seconds from `back_at` (time.monotonic() when Asterisk was back) to the engine's AMI
     session being up again (a new one: the reconnect count went up)."""
@@ -62,10 +68,11 @@ async def next_call_answered(line: Hotline, name: str) -> Any:
 
 async def test_asterisk_restarted_with_calls_talking_waiting_and_in_the_menu(hotline: Hotline) -> None:
     line = hotline
+    caller_voice, agent_voice = voices(line, 60)
     await line.engine.login("1001")
-    agent = await start_agent(line, "1001", hangup_after_ms=120_000)
-    talking = await start_caller(line, "cut_talking", caller_scenario(keys=(Key("2", MENU_KEY_AFTER_MS),),
-                                                                      hangup_after_ms=120_000))
+    agent = await start_agent(line, "1001", hangup_after_ms=120_000, speech=agent_voice)
+    talking = await start_caller(line, "cut_talking", caller_scenario(
+        keys=(Key("2", MENU_KEY_AFTER_MS),), speech_pcap=caller_voice, speak_after_ms=500, hangup_after_ms=120_000))
     await wait_until(lambda: any(s.phase.value == "talking" for s in line.engine.sessions.values()), 30, "talking")
     await line.talked("1001", 1.0)
     waiting = await start_caller(line, "cut_waiting", caller_scenario(keys=(Key("2", MENU_KEY_AFTER_MS),),
@@ -114,12 +121,13 @@ async def test_asterisk_frozen_for_20_s_then_resumed(hotline: Hotline) -> None:
     freeze ends as answered when they hang up afterwards; one waiting in the queue who hangs
     up afterwards is abandoned in the queue, by the caller."""
     line = hotline
+    caller_voice, agent_voice = voices(line, 50)
     await line.engine.login("1001")
-    agent = await start_agent(line, "1001", hangup_after_ms=120_000)
+    agent = await start_agent(line, "1001", hangup_after_ms=120_000, speech=agent_voice)
     # Both hang up well after the freeze (a BYE sent into it would be retried only ~15 s); the
     # waiting caller first, so the agent freed by the talk is not rung for a caller about to go.
-    talking = await start_caller(line, "frozen_talking", caller_scenario(keys=(Key("2", MENU_KEY_AFTER_MS),),
-                                                                         hangup_after_ms=40_000))
+    talking = await start_caller(line, "frozen_talking", caller_scenario(
+        keys=(Key("2", MENU_KEY_AFTER_MS),), speech_pcap=caller_voice, speak_after_ms=500, hangup_after_ms=40_000))
     await wait_until(lambda: any(s.phase.value == "talking" for s in line.engine.sessions.values()), 30, "talking")
     waiting = await start_caller(line, "frozen_waiting", caller_scenario(keys=(Key("2", MENU_KEY_AFTER_MS),),
                                                                          hangup_after_ms=30_000))
