@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import time
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,16 @@ def asterisk_pid() -> int:
     pid = int((ASTERISK_ROOT / "var" / "run" / "asterisk" / "asterisk.pid").read_text().strip())
     assert os.readlink(f"/proc/{pid}/root") == str(ASTERISK_ROOT.resolve()), "the pid is not the root's Asterisk"
     return pid
+
+
+async def asterisk_restarted(line: Hotline, since: float) -> None:
+    """Until the Asterisk that restarted at `since` (time.monotonic()) has fully booted: the
+    one answering is younger than that (the old one, going down, may still answer at first)."""
+    async def younger() -> bool:
+        found = re.search(r"System uptime:\s*(\d+)", await asyncio.to_thread(line.rig.rx, "core show uptime seconds"))
+        return found is not None and int(found.group(1)) <= time.monotonic() - since
+    await wait_until(younger, 30, "Asterisk is back after its restart", every=0.05)
+    await asyncio.to_thread(line.rig.rx, "core waitfullybooted")
 
 
 def voices(line: Hotline, seconds: float) -> tuple[str, str]:
@@ -84,9 +95,9 @@ async def test_asterisk_restarted_with_calls_talking_waiting_and_in_the_menu(hot
     assert phases == ["ivr", "talking", "waiting"], phases
     cut_ids = set(line.engine.sessions)
 
-    cut_at, reconnects = datetime.now(UTC), line.engine.connection.stats.reconnects
+    cut_at, reconnects, since = datetime.now(UTC), line.engine.connection.stats.reconnects, time.monotonic()
     await asyncio.to_thread(line.rig.rx, "core restart now")
-    await asyncio.to_thread(line.rig.rx, "core waitfullybooted")
+    await asterisk_restarted(line, since)
     back_at, back_wall = time.monotonic(), datetime.now(UTC)
     for party in (talking, waiting, in_menu, agent):      # Asterisk's BYE ends each SIPp call as scripted
         await expect_ok(party, 30)
