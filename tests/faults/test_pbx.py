@@ -14,6 +14,7 @@ import re
 import signal
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,10 +30,18 @@ SLACK = timedelta(seconds=2)   # the engine's clock and Asterisk's are the same 
 
 
 def asterisk_pid() -> int:
-    """The Asterisk of the test root (its pid file, checked against the process's root)."""
-    pid = int((ASTERISK_ROOT / "var" / "run" / "asterisk" / "asterisk.pid").read_text().strip())
-    assert os.readlink(f"/proc/{pid}/root") == str(ASTERISK_ROOT.resolve()), "the pid is not the root's Asterisk"
-    return pid
+    """The Asterisk daemon of the test root (`asterisk -f` whose root is the test root's)."""
+    root = str(ASTERISK_ROOT.resolve())
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if Path(argv[0].decode()).name == "asterisk" and b"-f" in argv and os.readlink(proc / "root") == root:
+                found.append(int(proc.name))
+        except (OSError, ValueError):
+            continue
+    assert len(found) == 1, f"the test root's Asterisk: {found}"
+    return found[0]
 
 
 async def asterisk_restarted(line: Hotline, since: float) -> None:
@@ -72,7 +81,11 @@ async def next_call_answered(line: Hotline, name: str) -> Any:
     await wait_until(answered, 30, "the engine answers the next call")
     await expect_ok(caller, 40)
     await expect_ok(agent, 20)
-    [call] = [c for c in await line.calls() if c.id not in before and c.closed]
+
+    async def closed() -> list[Any]:
+        return [c for c in await line.calls() if c.id not in before and c.closed]
+    await wait_until(closed, 15, "the next call's record is closed")
+    [call] = await closed()
     assert (call.disposition, call.agent_id, call.hangup_first) == ("answered", "1001", "agent"), call
     return call
 
