@@ -55,7 +55,7 @@ def write_case(case: str, figures: CaseFigures, path: Path = FAULTS_JSON) -> dic
     """Merge one case's figures into the file (under a lock: cases may run side by side);
     returns the whole file as written."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
+    with open(Path(tempfile.gettempdir()) / f".{path.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             data = json.loads(path.read_text()) if path.exists() else {}
