@@ -67,6 +67,16 @@ class FullyBooted(Event):
     uptime_s: int
 
 
+@dataclass(frozen=True, slots=True)
+class Shutdown(Event):
+    """Asterisk is going down (`restart`: it comes back by itself), after hanging up its calls.
+    `at`: Asterisk's own time (epoch seconds; with timestampevents), None without it."""
+
+    cleanly: bool
+    restart: bool
+    at: float | None = None
+
+
 # --- AsyncAGI --------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +144,22 @@ class Newstate(ChannelEvent):
 class Hangup(ChannelEvent):
     cause: int
     cause_txt: str
+    at: float | None = None   # when Asterisk hung the channel up (epoch seconds; timestampevents)
+
+
+# Why Asterisk soft-hangs a channel up (its AST_SOFTHANGUP_* bits); SHUTDOWN: Asterisk stops.
+SOFTHANGUP_SHUTDOWN = 0x04
+
+
+@dataclass(frozen=True, slots=True)
+class SoftHangupRequest(ChannelEvent):
+    """Asterisk was asked to hang the channel up; `cause` carries the AST_SOFTHANGUP_* bits."""
+
+    cause: int
+
+    @property
+    def by_shutdown(self) -> bool:
+        return bool(self.cause & SOFTHANGUP_SHUTDOWN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +276,23 @@ class CoreShowChannelsComplete(Event):
     listed_channels: int
 
 
+@dataclass(frozen=True, slots=True)
+class DBGetResponse(Event):
+    """One AstDB entry, the answer to a DBGet."""
+
+    action_id: str
+    family: str
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class DBGetComplete(Event):
+    """The end of a DBGet's list (listed here so the eventfilter lets it through)."""
+
+    action_id: str
+
+
 # --- parsing ---------------------------------------------------------------------------
 
 def _int(f: Fields, key: str, default: int | None = None) -> int:
@@ -363,6 +406,14 @@ def _plain(cls: type[AsyncAGIEnd] | type[MixMonitorStart] | type[MixMonitorStop]
     return build
 
 
+def _timestamp(f: Fields) -> float | None:
+    """The event's Timestamp (manager.conf timestampevents = yes), None when absent or odd."""
+    try:
+        return float(f["Timestamp"])
+    except (KeyError, ValueError):
+        return None
+
+
 def _uniqueid_or_empty(value: str) -> str:
     return "" if value in ("", "<null>", "(null)") else value
 
@@ -381,7 +432,13 @@ _BUILDERS: dict[str, Callable[[Fields], Event]] = {
         f.get("CallerIDNum", ""), f.get("ConnectedLineNum", ""), f.get("ConnectedLineName", ""),
     ),
     "Hangup": lambda f: Hangup(
-        f["Channel"], f["Uniqueid"], f.get("Linkedid", ""), _int(f, "Cause"), f.get("Cause-txt", ""),
+        f["Channel"], f["Uniqueid"], f.get("Linkedid", ""), _int(f, "Cause"), f.get("Cause-txt", ""), _timestamp(f),
+    ),
+    "SoftHangupRequest": lambda f: SoftHangupRequest(
+        f["Channel"], f["Uniqueid"], f.get("Linkedid", ""), _int(f, "Cause", 0),
+    ),
+    "Shutdown": lambda f: Shutdown(
+        f.get("Shutdown", "").lower() == "cleanly", f.get("Restart", "").lower() == "true", _timestamp(f),
     ),
     "DialBegin": _dial_begin,
     "DialEnd": _dial_end,
@@ -407,6 +464,9 @@ _BUILDERS: dict[str, Callable[[Fields], Event]] = {
         f.get("Exten", ""), _int(f, "Priority", 0), f.get("BridgeId", ""), f.get("Application", ""),
         f.get("ApplicationData", ""), _duration_s(f),
     ),
+    "DBGetResponse": lambda f: DBGetResponse(f.get("ActionID", ""), f.get("Family", ""), f.get("Key", ""),
+                                             f.get("Val", "")),
+    "DBGetComplete": lambda f: DBGetComplete(f.get("ActionID", "")),
     "CoreShowChannelsComplete": lambda f: CoreShowChannelsComplete(
         f.get("ActionID", ""), _int(f, "ListItems", 0),
     ),

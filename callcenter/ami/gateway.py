@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from callcenter.ami.connection import AmiConnection
 from callcenter.ami.errors import AgiCommandFailed, AmiActionFailed, ChannelGone, UnsafeField
-from callcenter.ami.events import AgiResult, ChannelSnapshot
+from callcenter.ami.events import AgiResult, ChannelSnapshot, DBGetResponse
 from callcenter.ami.fields import check_value
 
 # A caller id shown on the far phone: '"name" <number>' never needs more.
@@ -314,6 +314,29 @@ class AmiGateway:
 
     async def core_show_channels(self) -> list[ChannelSnapshot]:
         return await self.connection.snapshot()
+
+    async def db_get(self, family: str, key: str) -> str | None:
+        """An AstDB entry's value; None when there is none."""
+        try:
+            items = await self.connection.action_list({"Action": "DBGet", "Family": family, "Key": key})
+        except AmiActionFailed as exc:
+            if "not found" in exc.message.lower():
+                return None
+            raise
+        return next((i.value for i in items if isinstance(i, DBGetResponse)), None)
+
+    async def db_del(self, family: str, key: str) -> None:
+        try:
+            await self.connection.action({"Action": "DBDel", "Family": family, "Key": key})
+        except AmiActionFailed as exc:
+            if "not found" not in exc.message.lower():
+                raise
+
+    async def core_started(self) -> str:
+        """When this Asterisk started (CoreStatus' startup date and time): a different answer
+        after a reconnect means it restarted meanwhile."""
+        reply = await self.connection.action({"Action": "CoreStatus"})
+        return f"{reply.get('CoreStartupDate', '')} {reply.get('CoreStartupTime', '')}".strip()
 
     # --- helpers -----------------------------------------------------------------------
 

@@ -5,7 +5,8 @@ calls/machine.py.
 - The disposition says how a call ended, from the phase it ended in and what ended it:
   IVR → abandoned_in_ivr; waiting or ringing → abandoned_in_queue; talking or survey →
   answered; a menu message that ends the call → message_only; a callback taken → callback;
-  a failure of ours → failed.
+  a failure of ours → failed; Asterisk shutting down or restarting under it → cut_by_pbx
+  (left out of the abandon and hang-up-first figures: nobody chose to leave).
 - A ring that is not answered has the ACD's reason from Asterisk's DIALSTATUS.
 - An adopted call resumes where Asterisk's snapshot shows the caller (`adoption`).
 """
@@ -27,6 +28,8 @@ class Phase(StrEnum):
     ENDED = "ended"
     HANDED_OVER = "handed_over"  # another engine carries the call on; its record stays open
 
+
+CUT_BY_PBX = "cut_by_pbx"
 
 P = Phase
 DISPOSITION_BY_PHASE: dict[Phase, str] = {
@@ -58,6 +61,33 @@ RING_FAILURES = {"NOANSWER": "no_answer", "BUSY": "busy", "CHANUNAVAIL": "unavai
 def ring_failure(dial_status: str) -> str:
     """The ACD's reason for a ring that was not answered, from Asterisk's DIALSTATUS."""
     return RING_FAILURES.get(dial_status.upper(), "unavailable")
+
+
+END_NOTES = "callcenter_ended"   # the AstDB family of the dialplan's notes (asterisk/extensions.conf)
+
+
+@dataclass(frozen=True)
+class EndNote:
+    """Asterisk's note of a call's end (the dialplan's `h` extension): its time (epoch seconds,
+    Asterisk's clock) and who hung up first, when the note says."""
+
+    at: float
+    hung_up_by: str | None
+
+
+def read_end_note(value: str | None, caller_channel: str) -> EndNote | None:
+    """``1733065200.123|PJSIP/1001-00000002`` → EndNote(1733065200.123, "agent"): the channel
+    that hung up first is the caller's own ("caller") or another, the agent's phone ("agent")."""
+    if not value:
+        return None
+    when, _, source = value.partition("|")
+    try:
+        at = float(when)
+    except ValueError:
+        return None
+    source = source.strip()
+    who = None if not source else "caller" if source == caller_channel else "agent"
+    return EndNote(at, who)
 
 
 @dataclass(frozen=True)

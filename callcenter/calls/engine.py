@@ -13,12 +13,15 @@ are injected (`clock.call_later`); the ACD re-checks its state when they fire.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import zoneinfo
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -37,7 +40,7 @@ from callcenter.ami.errors import AmiError
 from callcenter.ami.fields import clean_caller_name, clean_caller_number
 from callcenter.ami.gateway import AmiGateway, agent_endpoint, new_action_id
 from callcenter.calls import machine as m
-from callcenter.calls.core import Adoption
+from callcenter.calls.core import END_NOTES, Adoption, EndNote, read_end_note
 from callcenter.calls.dial_policy import DialPolicy
 from callcenter.calls.models import Call
 from callcenter.calls.outbound import CallbackCalls
@@ -113,6 +116,11 @@ class Engine:
         self._consults: dict[str, CallSession] = {}         # by the colleague's endpoint
         # Plain functions that see every Asterisk event first (metrics, tests); never awaited.
         self.observers: list[Callable[[ami_ev.Event], None]] = []
+        # The PBX itself: when this Asterisk started (a change after a reconnect: it restarted),
+        # when it said it was going down, when the AMI link was lost.
+        self.pbx_started: str | None = None
+        self.pbx_down_at: datetime | None = None
+        self.ami_lost_at: datetime | None = None
         self.event_handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
             ami_ev.Newchannel: self._new_channel,
             ami_ev.Newstate: self._new_state,
@@ -120,6 +128,8 @@ class Engine:
             ami_ev.DialBegin: self._dial_begin,
             ami_ev.DialEnd: self._dial_end,
             ami_ev.Hangup: self._hangup,
+            ami_ev.SoftHangupRequest: self._soft_hangup_request,
+            ami_ev.Shutdown: self._shutdown,
             ami_ev.OriginateResponse: self._originate_response,
             ami_ev.DTMFEnd: self._dtmf_end,
             ami_ev.Reconnected: self._reconnected,
@@ -131,6 +141,7 @@ class Engine:
     async def start(self, wait_s: float = 10.0) -> None:
         await self.connection.start()
         await self.connection.wait_connected(wait_s)
+        self.pbx_started = await self._pbx_started()
         self._ticker = self.tasks.spawn(self._tick_loop(), name="acd-ticker")
         if self.shared is not None:
             await self.shared.start()
@@ -360,25 +371,82 @@ class Engine:
     async def _hangup(self, event: ami_ev.Hangup) -> None:
         session = self._by_channel.get(event.channel)
         if session is not None:
-            session.on_hangup(event.channel)
+            session.on_hangup(event.channel, _asterisk_time(event.at))
             if event.channel != session.channel:
                 self._by_channel.pop(event.channel, None)
 
+    async def _soft_hangup_request(self, event: ami_ev.SoftHangupRequest) -> None:
+        """Asterisk hangs up every channel when it stops: a call it cuts is not a caller leaving."""
+        session = self._by_channel.get(event.channel)
+        if session is not None and event.by_shutdown:
+            session.on_pbx_cut()
+
+    async def _shutdown(self, event: ami_ev.Shutdown) -> None:
+        self.pbx_down_at = _asterisk_time(event.at) or self.clock.now()
+        log.warning("Asterisk is %s (%s); %d calls in progress are cut", "restarting" if event.restart else
+                    "shutting down", "cleanly" if event.cleanly else "with channels up", len(self.sessions))
+        for session in list(self.sessions.values()):
+            session.on_pbx_cut(self.pbx_down_at)
+
+    async def end_note(self, uniqueid: str, caller_channel: str) -> EndNote | None:
+        """Asterisk's note of a call's end (the dialplan's `h` extension), if it has one."""
+        try:
+            return read_end_note(await self.gateway.db_get(END_NOTES, uniqueid), caller_channel)
+        except AmiError as exc:
+            log.warning("uniqueid=%s Asterisk's note of the end not read: %s", uniqueid, exc)
+            return None
+
+    async def forget_end_note(self, uniqueid: str) -> None:
+        """The record is closed: Asterisk's note of its end is needed no more."""
+        with contextlib.suppress(AmiError):
+            await self.gateway.db_del(END_NOTES, uniqueid)
+
+    async def _pbx_started(self) -> str | None:
+        try:
+            return await self.gateway.core_started()
+        except AmiError as exc:
+            log.warning("Asterisk's start time unknown (CoreStatus): %s", exc)
+            return None
+
     async def _disconnected(self, event: ami_ev.Disconnected) -> None:
+        self.ami_lost_at = self.clock.now()
         log.warning("AMI disconnected (%s); %d calls in progress", event.reason, len(self.sessions))
 
     async def _reconnected(self, event: ami_ev.Reconnected) -> None:
         """Rebuild from Asterisk's snapshot: calls whose channel is gone ended while we were away."""
         try:
-            channels = {c.channel for c in await self.connection.snapshot()}
+            snapshot = await self.connection.snapshot()
         except Exception as exc:
             log.error("snapshot after reconnect failed: %s", exc)
             return
+        channels = {c.channel for c in snapshot}
         gone = [s for s in list(self.sessions.values()) if s.channel not in channels]
-        log.info("AMI back after %.1f s: %d calls live, %d ended meanwhile", event.downtime_s,
-                 len(self.sessions) - len(gone), len(gone))
+        started, down_at = await self._pbx_started(), self.pbx_down_at
+        restarted = started is not None and self.pbx_started is not None and started != self.pbx_started
+        self.pbx_started, self.pbx_down_at = started or self.pbx_started, None
+        log.info("AMI back after %.1f s%s: %d calls live, %d ended meanwhile", event.downtime_s,
+                 " (Asterisk restarted)" if restarted else "", len(self.sessions) - len(gone), len(gone))
         for session in gone:
-            session.tell(m.GoneDuringOutage())
+            if restarted or down_at is not None:
+                # It went down with the link: its calls ended then (its Shutdown's time if it said).
+                session.on_pbx_cut(down_at or self.ami_lost_at)
+        await asyncio.gather(*(session.gone_during_outage() for session in gone))
+        await self._take_unheard_callers(snapshot)
+
+    async def _take_unheard_callers(self, snapshot: list[ami_ev.ChannelSnapshot]) -> None:
+        """Callers who reached the hotline's AsyncAGI while the link was down (Asterisk just
+        restarted, say): their AsyncAGIStart was never heard, so they would wait in silence.
+        Taken now as new calls, from the snapshot (another engine's are its: the claim says)."""
+        for c in snapshot:
+            if (c.context != "from-trunk" or c.application != "AGI" or c.application_data != "agi:async,inbound"
+                    or c.channel in self._by_channel):
+                continue
+            log.warning("call on %s reached the hotline while the AMI link was down: taken now", c.channel)
+            self._arrivals[c.channel] = (self.clock.now() - timedelta(seconds=c.duration_s),
+                                         self.clock.monotonic() - c.duration_s)
+            await self._agi_start(ami_ev.AsyncAGIStart(
+                c.channel, c.uniqueid, c.linkedid, MappingProxyType({"agi_arg_1": "inbound"}), c.caller_number,
+                c.caller_name, c.exten, c.exten))
 
     # ------------------------------------------------------------------ sessions
 
@@ -692,6 +760,11 @@ class Engine:
                 "calls_taken": view.calls_taken if view else 0,
             })
         return out
+
+
+def _asterisk_time(epoch_s: float | None) -> datetime | None:
+    """An event's Timestamp (Asterisk's clock) as a time; None when the event had none."""
+    return None if epoch_s is None else datetime.fromtimestamp(epoch_s, UTC)
 
 
 def ring_groups(commands: list[acd_cmd.Command]) -> list[acd_cmd.Command | m.RingGroup]:

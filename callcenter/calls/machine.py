@@ -39,7 +39,20 @@ Rules
   freed after wrap-up when that talk ends.
 - The disposition says how the call ended: hung up in the IVR → abandoned_in_ivr; waiting
   or ringing → abandoned_in_queue; talking or survey → answered; a menu message that ends
-  the call → message_only; a callback taken → callback; a failure of ours → failed.
+  the call → message_only; a callback taken → callback; a failure of ours → failed; cut by
+  the PBX (Asterisk shutting down or restarting) → cut_by_pbx.
+- The PBX cutting the call (`CutByPbx`: Asterisk's shutdown hang-up of one of the call's
+  channels, its Shutdown event, or a restart seen after the AMI link came back) is not the
+  caller leaving: whatever ends the call after it (the caller's Hangup, the snapshot) ends
+  it as cut_by_pbx, hung up first by the "system", and no ring it stopped is the agent's
+  failure. What ended before it keeps its own outcome; a call the engine is already ending
+  itself (leaving) keeps the engine's.
+- Who hung up first (`hangup_first`) is set for every call that reached the menu or further:
+  "caller" when the caller's hang-up ended it (in the menu, in the queue, ringing, or first
+  out of the talk), "agent" when the agent left the talk first, "system" when the engine
+  (a message, a callback taken, the survey done, a failure) or the PBX ended it. It is left
+  empty only when nobody saw who went: a talk whose channels went while the engine could
+  not see them, unless Asterisk's note of the end (`hung_up_by`) tells.
 - When the engine ends the call itself (the message played, the callback taken, the survey
   done, a failure) it hangs up the caller and waits, bounded, for the channel to go.
 - Every call ends with exactly one `CloseRecord`, and nothing is asked after it; a call
@@ -55,7 +68,7 @@ from typing import Any
 
 from callcenter.acd import commands as acd_cmd
 from callcenter.acd import events as acd_ev
-from callcenter.calls.core import Adoption, Phase, disposition, ring_failure
+from callcenter.calls.core import CUT_BY_PBX, Adoption, Phase, disposition, ring_failure
 from callcenter.ivr.flow import Hangup as IvrHangup
 from callcenter.ivr.flow import IvrFlow, Notice, PlayAndCollect, PlayMessage, RouteToQueue
 from callcenter.ivr.model import Menu
@@ -171,7 +184,15 @@ class CommandFailed:
 
 @dataclass(frozen=True)
 class GoneDuringOutage:
-    """The caller's channel was not in Asterisk's snapshot after the AMI link came back."""
+    """The caller's channel was not in Asterisk's snapshot after the AMI link came back.
+    `hung_up_by`: who hung up first, as Asterisk's note of the end says (None: no note)."""
+
+    hung_up_by: str | None = None
+
+
+@dataclass(frozen=True)
+class CutByPbx:
+    """Asterisk is shutting down or restarting, and takes the call's channels with it."""
 
 
 @dataclass(frozen=True)
@@ -239,10 +260,11 @@ class Adopted:
     agent_id: str | None
     queued_at: float | None
     talked: bool
+    hung_up_by: str | None = None   # a call already over: who hung up first, by Asterisk's note
 
 
 Event = (Arrived | Answered | NoticeFound | DigitCollected | PromptPlayed | QueueFound | RingStarted | DialEnded
-         | DialReturned | DialRefused | HungUp | ChannelGone | AmiLost | CommandFailed | GoneDuringOutage
+         | DialReturned | DialRefused | HungUp | ChannelGone | AmiLost | CommandFailed | GoneDuringOutage | CutByPbx
          | TimerFired | Stopping | AcdSays | TransferAsked | ConsultAsked | ConsultFailed | ConsultRinging
          | ConsultDialEnded | Adopted)
 EVENTS: tuple[type, ...] = Event.__args__
@@ -487,6 +509,9 @@ class CallMachine:
         self.announcements = 0
         self.survey_score: int | None = None
         self.callback_taken = False
+        self.cut_by_pbx = False          # Asterisk is cutting the call (shutdown, restart)
+        self.gone_unseen = False         # the channel went while the AMI link was down
+        self.noted_hung_up_by: str | None = None   # who hung up first then, by Asterisk's note
 
     # ------------------------------------------------------------------ the table
 
@@ -598,8 +623,8 @@ class CallMachine:
 
     def _next(self, at: float) -> list[Command]:
         """The next ask of the ACD, when the caller waits with the channel free."""
-        if self.phase is not Phase.WAITING or self.awaiting is not None or not self.inbox:
-            return []
+        if self.phase is not Phase.WAITING or self.awaiting is not None or not self.inbox or self.callback_taken:
+            return []   # (a caller who took a callback waits for nothing more: the ACD let them go)
         command, self.inbox = self.inbox[0], self.inbox[1:]
         if isinstance(command, RingGroup):
             if not command.rings:
@@ -675,8 +700,8 @@ class CallMachine:
         if ring is None or self.phase is not Phase.RINGING:
             return []
         status = e.status.upper()
-        if status == "CANCEL":
-            return []   # Dial stopped ringing it (the caller left): not the agent's failure
+        if status == "CANCEL" or (self.cut_by_pbx and status != "ANSWER"):
+            return []   # Dial stopped ringing it (the caller left, the PBX cut): not the agent's failure
         if status != "ANSWER":
             # This phone does not take the call (ring_all: the others may still ring).
             reason = ring_failure(status)
@@ -695,8 +720,8 @@ class CallMachine:
 
     def _ringing_dial_returned(self, e: DialReturned, at: float) -> list[Command]:
         self._expect(DIAL, e)
-        if e.caller_left:
-            return []   # the caller's Hangup follows
+        if e.caller_left or self.cut_by_pbx:
+            return []   # the caller's Hangup follows (the PBX's cut: nobody's failure)
         return self._ring_failed("NOANSWER", at)
 
     def _dial_refused(self, e: DialRefused, at: float) -> list[Command]:
@@ -721,6 +746,8 @@ class CallMachine:
         if e.caller_left:
             self.hangup_first = self.hangup_first or "caller"
             return []   # the caller's Hangup follows
+        if self.cut_by_pbx:
+            return []   # the PBX cut the agent's leg: no survey, the caller's channel goes too
         if self.transfer is not None:
             return self._transferred(self.transfer, at)
         return self._agent_left(at)
@@ -854,7 +881,7 @@ class CallMachine:
         self.queue, self.category, self.agent_id = e.queue, e.category, e.agent_id
         if plan.resume is Phase.ENDED:
             self.phase = Phase.TALKING if e.talked else Phase.WAITING if e.queued_at is not None else Phase.IVR
-            self.acd_knows = False
+            self.acd_knows, self.gone_unseen, self.noted_hung_up_by = False, True, e.hung_up_by
             return [AdoptRecording(), *self._end(at)]
         if plan.resume is Phase.TALKING and plan.agent_channel:
             self.phase, self.acd_knows, self.dialled = Phase.TALKING, False, False
@@ -905,7 +932,13 @@ class CallMachine:
         return []   # a timer of a phase the call has left
 
     def _outage(self, e: GoneDuringOutage, at: float) -> list[Command]:
-        return self._end(at)    # who left first is unknown: nobody saw it
+        self.gone_unseen, self.noted_hung_up_by = True, e.hung_up_by   # only Asterisk's note saw it
+        return self._end(at)
+
+    def _cut(self, e: CutByPbx, at: float) -> list[Command]:
+        """The PBX is cutting the call: what ends it from now on is the cut, not the caller."""
+        self.cut_by_pbx = True
+        return []
 
     def _stopping(self, e: Stopping, at: float) -> list[Command]:
         if e.handed_over:
@@ -933,9 +966,22 @@ class CallMachine:
         if self.adopted_agent is not None:
             out.append(AdoptedTalkEnded(self.adopted_agent))
             self.adopted_agent = None
-        self.disposition = disposition(phase, how)
+        cut = self.cut_by_pbx and self.phase is not Phase.LEAVING
+        self.disposition = CUT_BY_PBX if cut else disposition(phase, how)
+        self.hangup_first = self._who_hung_up_first(phase, cut)
         self.phase, self.awaiting, self.inbox, self.rings = Phase.ENDED, None, (), ()
         return [*out, CloseRecord(self.disposition, self.hangup_first)]
+
+    def _who_hung_up_first(self, phase: Phase, cut: bool) -> str | None:
+        if cut:
+            return "system"            # the PBX cut it
+        if self.hangup_first is not None:
+            return self.hangup_first   # decided in the talk
+        if self.leaving is not None:
+            return "system"            # the engine ended it
+        if phase is Phase.TALKING and self.gone_unseen:
+            return self.noted_hung_up_by   # the talk ended unseen: Asterisk's note, if any, tells
+        return "caller"
 
     def _late(self, e: object, at: float) -> list[Command]:
         return []
@@ -946,7 +992,7 @@ Handler = Callable[[CallMachine, Any, float], list[Command]]
 # What ends or touches a call in every live phase.
 _ANY_LIVE: dict[type, Handler] = {
     HungUp: M._channel_gone, ChannelGone: M._agi_gone, AmiLost: M._agi_gone, CommandFailed: M._failed,
-    GoneDuringOutage: M._outage, TimerFired: M._timer, Stopping: M._stopping,
+    GoneDuringOutage: M._outage, CutByPbx: M._cut, TimerFired: M._timer, Stopping: M._stopping,
 }
 # Asks: never taken after the end.
 ASKS = (Arrived, Adopted, TransferAsked, ConsultAsked)

@@ -15,7 +15,8 @@ ABANDONED_IN_QUEUE = "abandoned_in_queue" # the caller hung up while waiting
 MESSAGE_ONLY = "message_only"             # the menu ended in a message (notice, closed)
 CALLBACK = "callback"                     # the caller left a number to be called back (keeps the place)
 FAILED = "failed"                         # the engine lost the call (system error)
-DISPOSITIONS = (ANSWERED, ABANDONED_IN_IVR, ABANDONED_IN_QUEUE, MESSAGE_ONLY, CALLBACK, FAILED)
+CUT_BY_PBX = "cut_by_pbx"                 # Asterisk shut down or restarted under the call
+DISPOSITIONS = (ANSWERED, ABANDONED_IN_IVR, ABANDONED_IN_QUEUE, MESSAGE_ONLY, CALLBACK, FAILED, CUT_BY_PBX)
 
 
 class Call(Base):

@@ -20,8 +20,8 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, assert_never
 
@@ -61,6 +61,9 @@ class CallSession:
     recording_ended: float | None = None
     muted_spans: list[list[float | None]] = field(default_factory=list)
     answered_mono: float | None = None
+    # Asterisk's own time of the end: the caller's channel hung up, or the PBX going down.
+    hung_up_at: datetime | None = None
+    cut_at: datetime | None = None
     opened: asyncio.Event = field(default_factory=asyncio.Event)   # the record exists
     ended: asyncio.Event = field(default_factory=asyncio.Event)    # closed, or handed over
     _channel_lane: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
@@ -164,6 +167,9 @@ class CallSession:
         record is closed (or the call handed over)."""
         lanes = [asyncio.ensure_future(self._run_channel()), asyncio.ensure_future(self._run_beside())]
         try:
+            if isinstance(start, m.Adopted) and start.plan.resume is Phase.ENDED:
+                # Over before this engine could see it end: Asterisk's note says when and who.
+                start = replace(start, hung_up_by=await self._asterisks_note())
             self.tell(start or m.Arrived())
             await self.ended.wait()
         finally:
@@ -416,19 +422,41 @@ class CallSession:
             answer_latency_ms=round((self.answered_mono - self.arrived_mono) * 1000, 3),
         )
 
-    def on_hangup(self, channel: str) -> None:
+    def on_hangup(self, channel: str, at: datetime | None = None) -> None:
+        """A channel of the call hung up (`at`: Asterisk's time of it, when its events carry one)."""
         if channel == self.channel:
             self._mark_recording_end()
+            self.hung_up_at = self.hung_up_at or at
         self.tell(m.HungUp(channel))
+
+    async def gone_during_outage(self) -> None:
+        """The caller's channel went while the AMI link was down: Asterisk's note says when and who."""
+        self.tell(m.GoneDuringOutage(await self._asterisks_note()))
+
+    async def _asterisks_note(self) -> str | None:
+        """Asterisk's note of the call's end (the dialplan's): its time becomes the record's end;
+        returns who hung up first by it."""
+        note = await self.engine.end_note(self.uniqueid, self.channel)
+        if note is None:
+            return None
+        self.hung_up_at = self.hung_up_at or datetime.fromtimestamp(note.at, UTC)
+        return note.hung_up_by
+
+    def on_pbx_cut(self, at: datetime | None = None) -> None:
+        """Asterisk is shutting down or restarting under the call (`at`: its time, if known)."""
+        self.cut_at = self.cut_at or at
+        self.tell(m.CutByPbx())
 
     # ------------------------------------------------------------------ the end
 
     async def _close(self, disposition: str, hangup_first: str | None) -> None:
         await self._finalise_recording()
+        # When Asterisk hung the caller up (or went down under the call), not when we heard.
+        ended_at = self.hung_up_at or self.cut_at or self.engine.clock.now()
         await self.engine.store.update(
-            self.call_id, ended_at=self.engine.clock.now(), disposition=disposition, hangup_first=hangup_first,
-            closed=True,
+            self.call_id, ended_at=ended_at, disposition=disposition, hangup_first=hangup_first, closed=True,
         )
         log.info("%s ended: %s (hangup first: %s)", self.log_extra, disposition, hangup_first)
+        self.engine.tasks.spawn(self.engine.forget_end_note(self.uniqueid), name=f"end-note-{self.call_id}")
         await self.engine.call_closed(self)
         self.ended.set()

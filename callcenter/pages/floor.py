@@ -35,6 +35,7 @@ CALL_STATE_LABELS = {"waiting": N_("Waiting"), "ringing": N_("Ringing"), "on_cal
 DISPOSITION_LABELS = {
     "answered": N_("Answered"), "abandoned_in_queue": N_("Hung up waiting"), "abandoned_in_ivr": N_("Hung up in the menu"),
     "callback": N_("Called back"), "transferred": N_("Transferred"), "closed_queue": N_("Queue closed"),
+    "cut_by_pbx": N_("Cut by the PBX"),
 }
 FOLLOWUP_LABELS = {"scheduled": N_("Scheduled"), "calling": N_("Being called"), "unsatisfied": N_("Not satisfied"),
                    "no_answer": N_("No answer"), "refused": N_("Number not allowed to dial"),

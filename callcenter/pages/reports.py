@@ -54,7 +54,8 @@ KIND_LABELS = {"daily": N_("Daily"), "weekly": N_("Weekly"), "cycle": N_("Month 
 GROUPS = ((reports.CALLS, N_("Calls")), (reports.ORDERS, N_("Work orders")), (reports.FOLLOW_UPS, N_("Follow-ups")))
 FIGURE_LABELS = {
     "calls": N_("Incoming calls"), "answered": N_("Answered by an agent"), "offered_to_agents": N_("Offered to agents"),
-    "abandoned_in_queue": N_("Abandoned in queue"), "answered_within_three_rings_pct": N_("Answered within three rings"),
+    "abandoned_in_queue": N_("Abandoned in queue"), "cut_by_pbx": N_("Cut by the PBX"),
+    "answered_within_three_rings_pct": N_("Answered within three rings"),
     "abandon_rate_pct": N_("Abandon rate"), "asa_s": N_("Average speed of answer"),
     "aht_s": N_("Average handling time"), "survey_mean": N_("Survey rating (1-5)"), "survey_answers": N_("Survey answers"),
     "orders_taken": N_("Orders taken"), "orders_finished": N_("Orders finished"),
@@ -70,6 +71,7 @@ FIGURE_LABELS = {
 SET_LABELS = {
     "call": N_("every call of the period"), "answered": N_("calls answered by an agent"),
     "offered": N_("calls that reached a queue"), "abandoned": N_("callers who hung up while waiting"),
+    "cut": N_("calls the PBX cut (restarted or shut down)"),
     "within_rings": N_("calls answered within three rings"), "answered_with_wait": N_("answered calls (their wait)"),
     "answered_and_ended": N_("answered calls that ended (their talk time)"), "rated": N_("calls the caller rated"),
     "order": N_("every order taken in the period"), "finished": N_("orders finished"),
@@ -86,7 +88,7 @@ SET_LABELS = {
 DISPOSITION_LABELS = {
     "answered": N_("Answered"), "abandoned_in_ivr": N_("Hung up in the menu"),
     "abandoned_in_queue": N_("Hung up while waiting"), "message_only": N_("Message only"),
-    "callback": N_("Callback"), "failed": N_("Failed"),
+    "callback": N_("Callback"), "failed": N_("Failed"), "cut_by_pbx": N_("Cut by the PBX"),
 }
 NARROWING_LABELS = {"category": N_("Category"), "subcategory": N_("Sub-category"), "unit": N_("Unit"), "day": N_("Day")}
 HANGUP_LABELS = {"caller": N_("The caller"), "agent": N_("The agent"), "system": N_("The system")}

@@ -23,7 +23,7 @@ FORMATS = {"csv": "text/csv; charset=utf-8", "xlsx": "application/vnd.openxmlfor
 # What each indicator is called in the printed report.
 LABELS = {
     "calls": "来电 calls", "answered": "接通 answered", "offered_to_agents": "转人工 offered to agents",
-    "abandoned_in_queue": "排队放弃 abandoned in queue",
+    "abandoned_in_queue": "排队放弃 abandoned in queue", "cut_by_pbx": "交换机中断 cut by the PBX",
     "answered_within_three_rings_pct": "三声接听率 answered within three rings %",
     "abandon_rate_pct": "放弃率 abandon rate %", "asa_s": "平均应答 ASA (s)", "aht_s": "平均通话 AHT (s)",
     "survey_mean": "满意度评价 survey mean (1-5)", "survey_answers": "评价数 survey answers",

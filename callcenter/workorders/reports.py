@@ -15,6 +15,9 @@ Indicators, as the hotline defines them
 - answered within three rings %: answered with arrival→agent ≤ the three-ring time (15 s on
   the Chinese cadence), of the calls that asked for an agent (reached a queue).
 - abandon rate: callers who hung up while waiting, of the calls that reached a queue.
+- cut by the PBX: calls Asterisk cut by shutting down or restarting. Nobody chose to leave
+  them, so a call cut before an agent answered is neither offered to agents nor abandoned
+  (it is out of the three-ring and abandon rates); one cut in the talk was answered.
 - ASA: mean arrival→agent of answered calls; AHT: mean agent answer→hang-up.
 - dispatch within 3 minutes %: field orders dispatched by their dispatch deadline, of the
   field orders taken; on-time arrival %: on site by the arrival deadline, of those with one.
@@ -40,7 +43,7 @@ from sqlalchemy import Float, Select, and_, case, cast, func, not_, or_, select,
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
-from callcenter.calls.models import ABANDONED_IN_QUEUE, ANSWERED, Call
+from callcenter.calls.models import ABANDONED_IN_QUEUE, ANSWERED, CUT_BY_PBX, Call
 from callcenter.config import Settings
 from callcenter.db.base import seconds_between
 from callcenter.workdays import check_day, iso_week
@@ -195,6 +198,7 @@ INDICATORS: tuple[Indicator, ...] = (
     Indicator("answered", CALLS, "answered"),
     Indicator("offered_to_agents", CALLS, "offered"),
     Indicator("abandoned_in_queue", CALLS, "abandoned"),
+    Indicator("cut_by_pbx", CALLS, "cut"),
     Indicator("answered_within_three_rings_pct", CALLS, "within_rings", of="offered"),
     Indicator("abandon_rate_pct", CALLS, "abandoned", of="offered"),
     Indicator("asa_s", CALLS, "answered_with_wait", mean="wait_s"),
@@ -247,7 +251,10 @@ class Sets:
         self._joins = {name: subquery for name, subquery in
                        (("dispatch", dispatched), ("arrive", arrived), ("answered_fu", answered_fu), ("any_fu", any_fu))}
         always = [cid for cid, c in categories.categories.items() if c.follow_up == "always"] or [""]
-        answered = Call.disposition == ANSWERED
+        # A call the PBX cut (restarted, shut down) while its caller talked to an agent was
+        # answered; cut before that, it was neither offered to the agents nor abandoned.
+        cut = Call.disposition == CUT_BY_PBX
+        answered = or_(Call.disposition == ANSWERED, and_(cut, Call.agent_answered_at.is_not(None)))
         wait = seconds_between(dialect, Call.arrived_at, Call.agent_answered_at)
         finished = WorkOrder.state.in_(FINISHED_STATES)
         field_order = WorkOrder.dispatch_by.is_not(None)
@@ -255,7 +262,9 @@ class Sets:
         self.sets: dict[str, tuple[str, ColumnElement[bool]]] = {
             "call": (CALLS, true()),
             "answered": (CALLS, answered),
-            "offered": (CALLS, Call.queued_at.is_not(None)),
+            "offered": (CALLS, and_(Call.queued_at.is_not(None), or_(Call.disposition.is_(None), not_(cut),
+                                                                     Call.agent_answered_at.is_not(None)))),
+            "cut": (CALLS, cut),
             "abandoned": (CALLS, Call.disposition == ABANDONED_IN_QUEUE),
             "within_rings": (CALLS, and_(answered, wait <= answer_within_s)),
             "answered_with_wait": (CALLS, and_(answered, Call.agent_answered_at.is_not(None))),

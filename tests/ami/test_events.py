@@ -22,6 +22,8 @@ from callcenter.ami.events import (
     Newchannel,
     Newstate,
     OriginateResponse,
+    Shutdown,
+    SoftHangupRequest,
     parse_agi_reply,
     parse_event,
 )
@@ -176,3 +178,25 @@ def test_engine_events_lists_exactly_the_parsed_names() -> None:
     assert {"AsyncAGIStart", "AsyncAGIExec", "AsyncAGIEnd", "Hangup", "DialEnd", "DTMFEnd", "FullyBooted",
             "OriginateResponse", "BridgeEnter", "BridgeLeave"} <= set(ENGINE_EVENTS)
     assert "VarSet" not in ENGINE_EVENTS
+
+
+def test_the_pbx_going_down_is_told_by_shutdown_and_by_the_shutdown_hang_ups_before_it() -> None:
+    assert "Shutdown" in ENGINE_EVENTS and "SoftHangupRequest" in ENGINE_EVENTS
+    shutdown = parse_event({"Event": "Shutdown", "Privilege": "system,all", "Timestamp": "1733065200.250120",
+                            "Shutdown": "Uncleanly", "Restart": "True"})
+    assert shutdown == Shutdown(cleanly=False, restart=True, at=1733065200.25012)
+    assert parse_event({"Event": "Shutdown", "Shutdown": "Cleanly", "Restart": "False"}) == Shutdown(True, False)
+    # ast_softhangup_all() at shutdown: AST_SOFTHANGUP_SHUTDOWN (4); an AMI Hangup is explicit (32).
+    cut = parse_event({"Event": "SoftHangupRequest", "Channel": "PJSIP/trunk-00000001", "Uniqueid": "1.1",
+                       "Linkedid": "1.1", "Cause": "4"})
+    asked = parse_event({"Event": "SoftHangupRequest", "Channel": "PJSIP/trunk-00000001", "Uniqueid": "1.1",
+                         "Linkedid": "1.1", "Cause": "32"})
+    assert isinstance(cut, SoftHangupRequest) and cut.by_shutdown and cut.call_key == "1.1"
+    assert isinstance(asked, SoftHangupRequest) and not asked.by_shutdown
+
+
+def test_a_hang_up_carries_asterisks_own_time_when_events_are_timestamped() -> None:
+    fields = {"Event": "Hangup", "Channel": "PJSIP/1001-00000002", "Uniqueid": "2", "Linkedid": "1", "Cause": "16"}
+    assert parse_event({**fields, "Timestamp": "1733065199.000100"}).at == 1733065199.0001  # type: ignore[union-attr]
+    assert parse_event(fields).at is None                                                  # type: ignore[union-attr]
+    assert parse_event({**fields, "Timestamp": "soon"}).at is None                         # type: ignore[union-attr]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from callcenter.acd import commands as acd_cmd
 from callcenter.acd import events as acd_ev
 from callcenter.calls import machine as m
-from callcenter.calls.core import Adoption, Phase
+from callcenter.calls.core import Adoption, EndNote, Phase, read_end_note
 from callcenter.ivr.flow import Notice
 from callcenter.ivr.model import load_menu, parse_menu
 
@@ -84,7 +84,7 @@ SAMPLES: dict[type, m.Event] = {
     m.DialEnded: m.DialEnded(AGENT, "ANSWER"), m.DialReturned: m.DialReturned(caller_left=False),
     m.DialRefused: m.DialRefused(), m.HungUp: m.HungUp(CALLER), m.ChannelGone: m.ChannelGone(),
     m.AmiLost: m.AmiLost(), m.CommandFailed: m.CommandFailed("StartMusicOnHold"),
-    m.GoneDuringOutage: m.GoneDuringOutage(), m.TimerFired: m.TimerFired(m.GONE),
+    m.GoneDuringOutage: m.GoneDuringOutage(), m.CutByPbx: m.CutByPbx(), m.TimerFired: m.TimerFired(m.GONE),
     m.Stopping: m.Stopping(handed_over=False), m.AcdSays: ring("1002"),
     m.TransferAsked: m.TransferAsked(queue="general"), m.ConsultAsked: m.ConsultAsked("1003"),
     m.ConsultFailed: m.ConsultFailed(), m.ConsultRinging: m.ConsultRinging(LEG, COLLEAGUE),
@@ -103,7 +103,7 @@ def _live(phase: Phase, **taken: Phase) -> dict[type, Phase | None]:
     """A live phase's row: the hang-ups and failures every live phase takes, plus its own."""
     row: dict[type, Phase | None] = {t: X for t in m.EVENTS}
     row.update(_ENDS)
-    row.update({m.ChannelGone: phase, m.AmiLost: phase})
+    row.update({m.ChannelGone: phase, m.AmiLost: phase, m.CutByPbx: phase})
     row.update({getattr(m, name): after for name, after in taken.items()})
     return row
 
@@ -265,7 +265,7 @@ def test_a_caller_who_leaves_during_ring_all_ends_every_open_ring() -> None:
     feed(machine, ring_all("1001", "1002"), m.DialEnded("PJSIP/1001-00000002", "CANCEL"))
     assert feed(machine, m.HungUp(CALLER)) == [m.EndAttempt("1001", "cancelled"), m.EndAttempt("1002", "cancelled"),
                                                m.FeedAcd(acd_ev.CallLeft(call_id=CALL, at=10.0)),
-                                               m.CloseRecord("abandoned_in_queue", None)]
+                                               m.CloseRecord("abandoned_in_queue", "caller")]
 
 
 def test_the_acds_asks_wait_while_the_channel_is_busy_and_are_taken_in_order() -> None:
@@ -295,7 +295,7 @@ def test_a_callback_taken_ends_the_call_as_a_callback_and_the_acd_keeps_the_plac
     assert out == [m.FeedAcd(acd_ev.CallbackRequested(call_id=CALL, number="13800138000", at=10.0)),
                    m.Play(("callback_thanks",))]
     feed(machine, m.ChannelGone())                   # the caller hung up during the thanks
-    assert feed(machine, m.HungUp(CALLER)) == [m.CloseRecord("callback", None)]   # no CallLeft
+    assert feed(machine, m.HungUp(CALLER)) == [m.CloseRecord("callback", "caller")]   # no CallLeft
 
 
 def test_a_callback_declined_or_refused_by_the_dial_policy_keeps_the_caller_waiting() -> None:
@@ -318,21 +318,21 @@ def test_a_menu_that_ends_the_call_is_message_only_and_an_ivr_hangup_is_abandone
     assert prompts == [m.Collect("menu_main", 2000), m.Play(("no_input",)), m.Collect("menu_main", 2000),
                        m.Play(("goodbye",))]
     assert out[-2:] == [m.HangUp(CALLER), m.StartTimer(m.GONE, m.GONE_WAIT_S)]
-    assert feed(machine, m.TimerFired(m.GONE)) == [m.CloseRecord("message_only", None)]   # no hangup seen: bounded
+    assert feed(machine, m.TimerFired(m.GONE)) == [m.CloseRecord("message_only", "system")]   # ours; bounded
     gone = built(P.IVR)
     feed(gone, m.NoticeFound(Notice("notice_1")))
     out = feed(gone, m.HungUp(CALLER))
-    assert isinstance(out[0], m.UpdateRecord) and out[-1] == m.CloseRecord("abandoned_in_ivr", None)
+    assert isinstance(out[0], m.UpdateRecord) and out[-1] == m.CloseRecord("abandoned_in_ivr", "caller")
 
 
 def test_a_caller_who_leaves_while_waiting_or_ringing_is_abandoned_in_queue() -> None:
     waiting = built(P.WAITING)
     assert feed(waiting, m.HungUp(CALLER)) == [m.FeedAcd(acd_ev.CallLeft(call_id=CALL, at=10.0)),
-                                               m.CloseRecord("abandoned_in_queue", None)]
+                                               m.CloseRecord("abandoned_in_queue", "caller")]
     ringing = built(P.RINGING)
     assert feed(ringing, m.HungUp(CALLER)) == [m.EndAttempt("1001", "cancelled"),
                                                m.FeedAcd(acd_ev.CallLeft(call_id=CALL, at=10.0)),
-                                               m.CloseRecord("abandoned_in_queue", None)]
+                                               m.CloseRecord("abandoned_in_queue", "caller")]
 
 
 def test_a_blind_transfer_hangs_up_the_agent_and_the_caller_waits_for_the_colleague() -> None:
@@ -415,22 +415,87 @@ def test_failures_and_stops() -> None:
     failed = built(P.WAITING)
     assert feed(failed, m.CommandFailed("StartMusicOnHold")) == [m.HangUp(CALLER), m.StartTimer(m.GONE, m.GONE_WAIT_S)]
     assert feed(failed, m.HungUp(CALLER)) == [m.FeedAcd(acd_ev.CallLeft(call_id=CALL, at=10.0)),
-                                              m.CloseRecord("failed", None)]
+                                              m.CloseRecord("failed", "system")]
     handed = built(P.TALKING)
     assert feed(handed, m.Stopping(handed_over=True)) == []           # the record stays open
     assert feed(handed, m.HungUp(CALLER)) == []
     stopped = built(P.TALKING)
     assert feed(stopped, m.Stopping(handed_over=False)) == [m.FeedAcd(acd_ev.CallEnded(call_id=CALL, at=10.0)),
-                                                            m.CloseRecord("failed", None)]
+                                                            m.CloseRecord("failed", "system")]
     lost = built(P.TALKING)
     assert feed(lost, m.AmiLost(), m.GoneDuringOutage()) == [m.FeedAcd(acd_ev.CallEnded(call_id=CALL, at=10.0)),
                                                              m.CloseRecord("answered", None)]
+
+
+def test_a_talk_the_pbx_cuts_is_cut_by_pbx_hung_up_by_the_system_with_no_survey() -> None:
+    # Asterisk's shutdown hangs up the caller too, so Dial comes back as if the caller had left.
+    talking = built(P.TALKING)
+    assert feed(talking, m.CutByPbx(), m.DialReturned(caller_left=True)) == []
+    assert feed(talking, m.HungUp(CALLER)) == [m.FeedAcd(acd_ev.CallEnded(call_id=CALL, at=10.0)),
+                                               m.CloseRecord("cut_by_pbx", "system")]
+    # The agent's leg cut first: no survey is asked of a caller the PBX is cutting too.
+    agent_cut = built(P.TALKING)
+    assert feed(agent_cut, m.CutByPbx(), m.HungUp(AGENT), m.DialReturned(caller_left=False)) == []
+    assert feed(agent_cut, m.HungUp(CALLER))[-1] == m.CloseRecord("cut_by_pbx", "system")
+
+
+def test_a_ring_the_pbx_stops_is_nobodys_failure_and_the_waiting_caller_is_cut_not_abandoned() -> None:
+    ringing = built(P.RINGING)
+    feed(ringing, m.RingStarted(AGENT))
+    assert feed(ringing, m.CutByPbx(), m.DialEnded(AGENT, "NOANSWER"), m.DialReturned(caller_left=False)) == []
+    assert feed(ringing, m.HungUp(CALLER)) == [m.EndAttempt("1001", "cancelled"),
+                                               m.FeedAcd(acd_ev.CallLeft(call_id=CALL, at=10.0)),
+                                               m.CloseRecord("cut_by_pbx", "system")]
+    waiting = built(P.WAITING)
+    assert feed(waiting, m.CutByPbx(), m.HungUp(CALLER))[-1] == m.CloseRecord("cut_by_pbx", "system")
+
+
+def test_a_cut_seen_only_after_the_link_came_back_still_ends_the_call_as_cut() -> None:
+    # Asterisk restarted while the AMI link was down: the snapshot no longer has the menu caller.
+    in_menu = built(P.IVR)
+    feed(in_menu, m.NoticeFound(None), m.AmiLost())
+    out = feed(in_menu, m.CutByPbx(), m.GoneDuringOutage())
+    assert isinstance(out[0], m.UpdateRecord) and out[-1] == m.CloseRecord("cut_by_pbx", "system")
+
+
+def test_what_ended_before_the_cut_keeps_its_own_outcome() -> None:
+    ended = built(P.ENDED)                                       # the caller left the talk first
+    assert feed(ended, m.CutByPbx()) == [] and ended.disposition == "answered"
+    leaving = built(P.LEAVING)                                   # the survey over, the engine hangs up
+    assert feed(leaving, m.CutByPbx(), m.HungUp(CALLER)) == [m.CloseRecord("answered", "agent")]
+
+
+def test_who_hung_up_first_is_known_for_every_call_but_a_talk_that_went_unseen() -> None:
+    lost_talk = built(P.TALKING)
+    assert feed(lost_talk, m.AmiLost(), m.GoneDuringOutage())[-1] == m.CloseRecord("answered", None)
+    lost_wait = built(P.WAITING)
+    assert feed(lost_wait, m.AmiLost(), m.GoneDuringOutage())[-1] == m.CloseRecord("abandoned_in_queue", "caller")
+    agent_first = built(P.SURVEY)
+    assert feed(agent_first, m.HungUp(CALLER))[-1] == m.CloseRecord("answered", "agent")
+
+
+def test_a_call_that_ended_unseen_takes_who_hung_up_first_from_asterisks_note() -> None:
+    lost_talk = built(P.TALKING)
+    out = feed(lost_talk, m.AmiLost(), m.GoneDuringOutage(hung_up_by="agent"))
+    assert out[-1] == m.CloseRecord("answered", "agent")
+    # The engine was down past the caller's hang-up: adopted when already over.
+    over = new()
+    assert feed(over, m.Adopted(Adoption(Phase.ENDED), "leak", "leak", "1001", 1.0, talked=True,
+                                hung_up_by="caller")) == [m.AdoptRecording(), m.CloseRecord("answered", "caller")]
+
+
+def test_asterisks_note_of_the_end_says_when_and_which_side_hung_up_first() -> None:
+    assert read_end_note("1733065200.125|PJSIP/trunk-00000001", CALLER) == EndNote(1733065200.125, "caller")
+    assert read_end_note("1733065200.125|PJSIP/1001-00000002", CALLER) == EndNote(1733065200.125, "agent")
+    assert read_end_note("1733065200|", CALLER) == EndNote(1733065200.0, None)
+    assert read_end_note(None, CALLER) is None and read_end_note("soon|x", CALLER) is None
 
 
 # ---------------------------------------------------------------------- properties
 
 # What ends a call (rarer in the random lives, so they get somewhere first).
 ENDINGS: list[m.Event] = [m.HungUp(CALLER), m.ChannelGone(), m.AmiLost(), m.CommandFailed("x"), m.GoneDuringOutage(),
+                          m.CutByPbx(),
                           m.TimerFired(m.GONE), m.Stopping(handed_over=False), m.Stopping(handed_over=True)]
 NEWS: list[m.Event] = [
     m.HungUp(AGENT), m.HungUp(COLLEAGUE), m.HungUp("PJSIP/1002-00000009"),
@@ -467,8 +532,9 @@ ACD_OPENS, ACD_CLOSES = (acd_ev.CallQueued,), (acd_ev.CallLeft, acd_ev.CallEnded
 @given(st.data())
 def test_random_lives_end_once_with_one_disposition_and_nothing_after(data: st.DataObject) -> None:
     machine = new()
-    history: list[m.Command] = feed(machine, data.draw(st.sampled_from(STARTS)))
-    talked = machine.phase is Phase.TALKING
+    start = data.draw(st.sampled_from(STARTS))
+    history: list[m.Command] = feed(machine, start)
+    talked = machine.phase is Phase.TALKING or (isinstance(start, m.Adopted) and start.talked)
     for _ in range(data.draw(st.integers(0, 60))):
         pool = RESULTS.get(machine.awaiting, []) * 8 + NEWS * 2 + ENDINGS + ALL_RESULTS
         event = data.draw(st.sampled_from(pool))
@@ -496,8 +562,13 @@ def test_random_lives_end_once_with_one_disposition_and_nothing_after(data: st.D
     assert machine.phase is Phase.ENDED
     assert len(closes) == 1 and history[-1] is closes[0]         # exactly one disposition, last
     assert closes[0].disposition in {"abandoned_in_ivr", "abandoned_in_queue", "answered", "message_only",
-                                     "callback", "failed"}
-    assert closes[0].hangup_first in ({None, "caller", "agent"} if talked else {None})
+                                     "callback", "failed", "cut_by_pbx"}
+    # Who hung up first is known for every call, but a talk whose channels went unseen.
+    assert closes[0].hangup_first in ({None, "caller", "agent", "system"} if talked else {"caller", "system"})
+    if closes[0].disposition == "cut_by_pbx":
+        assert closes[0].hangup_first == "system"
+    if closes[0].disposition in ("abandoned_in_ivr", "abandoned_in_queue"):
+        assert closes[0].hangup_first == "caller"
     # Every attempt is ended once; the ACD hears the call leave once for each time it queued.
     opened: list[str] = []
     for c in history:

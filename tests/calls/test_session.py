@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -14,7 +16,7 @@ from callcenter.acd.settings import Strategy
 from callcenter.calls import machine as m
 from callcenter.calls.engine import ring_groups
 from callcenter.calls.models import Call
-from tests.calls.fake_line import CALLER, FakeLine, agent, running_line
+from tests.calls.fake_line import CALLER, CALLER_ID, FakeLine, agent, running_line
 
 PHONE_1001 = "PJSIP/1001-00000002"
 PHONE_1002 = "PJSIP/1002-00000003"
@@ -190,3 +192,66 @@ def test_the_acds_rings_for_one_call_in_one_batch_become_one_group_at_the_first_
     other = acd_cmd.RingAgent("call-2", "1004", "PJSIP/1004", 15)
     changed = acd_cmd.AgentStateChanged("1001", "ringing", None, "call-1", 1.0)
     assert ring_groups([changed, a, other, b, c]) == [changed, m.RingGroup((a, b, c)), m.RingGroup((other,))]
+
+
+async def test_asterisk_shutting_down_cuts_the_ringing_call_at_its_own_time_and_frees_the_agent(
+        line: FakeLine) -> None:
+    await line.engine.login("1001")
+    line.call_in()
+    await line.dial_sent()
+    line.phone_rings(PHONE_1001)
+    await line.until(lambda: state(line, "1001") == "ringing")
+    # `core restart now`: Asterisk soft-hangs every channel up for the shutdown, then hangs up.
+    line.fake.session.send({"Event": "SoftHangupRequest", "Privilege": "call,all", "Channel": CALLER,
+                            "Uniqueid": CALLER_ID, "Linkedid": CALLER_ID, "Cause": "4"})
+    line.dial_ends(PHONE_1001, "NOANSWER")
+    line.fake.session.send({"Event": "Hangup", "Privilege": "call,all", "Channel": CALLER, "Uniqueid": CALLER_ID,
+                            "Linkedid": CALLER_ID, "Cause": "16", "Cause-txt": "Normal Clearing",
+                            "Timestamp": "1733065200.250000"})
+    call = await closed_call(line)
+    assert (call.disposition, call.hangup_first) == ("cut_by_pbx", "system")
+    assert call.ended_at == datetime.fromtimestamp(1733065200.25, UTC)       # Asterisk's time, not ours
+    assert [(a.agent_id, a.result) for a in call.attempts] == [("1001", "cancelled")]
+    assert state(line, "1001") == "available"                               # not the agent's failure
+
+
+async def test_asterisks_shutdown_event_cuts_the_waiting_call(line: FakeLine) -> None:
+    line.call_in()                                       # nobody logged in: the caller waits
+    await line.until(lambda: any(s.phase.value == "waiting" for s in line.engine.sessions.values()))
+    line.fake.session.send({"Event": "Shutdown", "Privilege": "system,all", "Shutdown": "Uncleanly",
+                            "Restart": "True", "Timestamp": "1733065201.000000"})
+    await line.until(lambda: all(s.machine.cut_by_pbx for s in line.engine.sessions.values()))
+    line.hang_up()
+    call = await closed_call(line)
+    assert (call.disposition, call.hangup_first, call.queue) == ("cut_by_pbx", "system", "leak")
+    assert call.ended_at == datetime.fromtimestamp(1733065201, UTC)         # when Asterisk said it went down
+
+
+async def test_after_a_restart_seen_on_reconnect_the_lost_call_is_cut_and_an_unheard_caller_is_taken(
+        line: FakeLine) -> None:
+    line.engine.pbx_started = "2026-12-01 09:00:00"      # what CoreStatus said when the engine started
+    line.fake.replies["CoreStatus"] = lambda session, action: [   # and says after the link broke
+        {"Response": "Success", "ActionID": action["ActionID"], "CoreStartupDate": "2026-12-01",
+         "CoreStartupTime": "09:00:30"}]
+    unheard = "PJSIP/trunk-00000009"
+
+    def channels(session: Any, action: dict[str, str]) -> list[dict[str, str]]:
+        aid = action["ActionID"]
+        return [{"Response": "Success", "ActionID": aid, "EventList": "start", "Message": "Channels will follow"},
+                {"Event": "CoreShowChannel", "ActionID": aid, "Channel": unheard, "ChannelStateDesc": "Ring",
+                 "CallerIDNum": "13900139000", "CallerIDName": "", "Context": "from-trunk", "Exten": "96666",
+                 "Priority": "4", "Uniqueid": "1732345300.9", "Linkedid": "1732345300.9", "BridgeId": "",
+                 "Application": "AGI", "ApplicationData": "agi:async,inbound", "Duration": "00:00:01"},
+                {"Event": "CoreShowChannelsComplete", "ActionID": aid, "EventList": "Complete", "ListItems": "1"}]
+
+    line.call_in()                                   # nobody logged in: the caller waits
+    await line.until(lambda: any(s.phase.value == "waiting" for s in line.engine.sessions.values()))
+    line.fake.replies["CoreShowChannels"] = channels
+    line.fake.session.drop()                         # the link breaks; Asterisk restarts meanwhile
+    await line.until(lambda: line.engine.calls_closed == 1)
+    async with line.engine.store.sessionmaker() as db:
+        [call] = (await db.execute(select(Call).where(Call.closed))).scalars()
+    assert (call.disposition, call.hangup_first, call.channel) == ("cut_by_pbx", "system", CALLER)
+    # The caller who dialled in meanwhile is answered, not left in silence.
+    await line.until(lambda: any(a["Channel"] == unheard and a["Command"] == "ANSWER" for a in line.sent("AGI")))
+    assert [s.caller_number for s in line.engine.sessions.values() if s.channel == unheard] == ["13900139000"]

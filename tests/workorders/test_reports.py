@@ -75,7 +75,7 @@ async def week(sessionmaker) -> None:
 async def test_weekly_report_matches_the_figures_computed_by_hand(sessionmaker, week) -> None:
     report = await build(sessionmaker, "weekly", "2026-W48", tz=TZ, categories=load_categories(), answer_within_s=15)
     assert report.indicators == {
-        "calls": 4, "answered": 2, "offered_to_agents": 3, "abandoned_in_queue": 1,
+        "calls": 4, "answered": 2, "offered_to_agents": 3, "abandoned_in_queue": 1, "cut_by_pbx": 0,
         "answered_within_three_rings_pct": 33.33, "abandon_rate_pct": 33.33, "asa_s": 15.0, "aht_s": 90.0,
         "survey_mean": 4.0, "survey_answers": 2,
         "orders_taken": 4, "orders_finished": 1, "orders_unfinished": 3, "orders_unacknowledged": 0,
@@ -93,6 +93,18 @@ async def test_weekly_report_matches_the_figures_computed_by_hand(sessionmaker, 
         ("2026-11-23", 2, 2, 2), ("2026-11-24", 2, 0, 2), ("2026-11-25", 0, 0, 0)]
     assert len(report.days) == 7
     assert [n["order_id"] for n in report.notable] == [4]
+
+
+async def test_calls_the_pbx_cut_are_neither_abandoned_nor_offered_unless_an_agent_had_answered(
+        sessionmaker, week) -> None:
+    async with sessionmaker() as session, session.begin():
+        session.add_all([call("c6", at(1, 12), "cut_by_pbx"),                          # waiting when Asterisk restarted
+                         call("c7", at(1, 12), "cut_by_pbx", wait_s=10, talk_s=30)])   # talking
+    report = await build(sessionmaker, "weekly", "2026-W48", tz=TZ, categories=load_categories(), answer_within_s=15)
+    figures = {k: report.indicators[k] for k in ("calls", "answered", "offered_to_agents", "abandoned_in_queue",
+                                                  "cut_by_pbx", "abandon_rate_pct", "answered_within_three_rings_pct")}
+    assert figures == {"calls": 6, "answered": 3, "offered_to_agents": 4, "abandoned_in_queue": 1, "cut_by_pbx": 2,
+                       "abandon_rate_pct": 25.0, "answered_within_three_rings_pct": 50.0}
 
 
 async def test_an_empty_period_has_no_rates_rather_than_zero(sessionmaker) -> None:
