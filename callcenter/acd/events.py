@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-RingFailure = Literal["no_answer", "busy", "unavailable", "reserved"]
-RING_FAILURES: frozenset[str] = frozenset({"no_answer", "busy", "unavailable", "reserved"})
+RingFailure = Literal["no_answer", "busy", "unavailable", "unreachable", "reserved"]
+RING_FAILURES: frozenset[str] = frozenset({"no_answer", "busy", "unavailable", "unreachable", "reserved"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +103,30 @@ class CallbackRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class PhoneUnreachable:
+    """Asterisk lost the phone behind `endpoint` (what Dial rings, e.g. "PJSIP/1001"): its
+    registration was removed or expired, or qualify got no answer. Its agents are not rung
+    until `PhoneReachable`. Told again when already known, it changes nothing."""
+
+    endpoint: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneReachable:
+    """The phone behind `endpoint` registered again, or answers qualify again."""
+
+    endpoint: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class AgentRingFailed:
     """The Dial for a `RingAgent`/`PlaceCallback` failed. "reserved": another engine holds
-    the agent (see reservation.py); the agent is then treated as paused "elsewhere"."""
+    the agent (see reservation.py); the agent is then treated as paused "elsewhere".
+    "unreachable": the phone was not there (no contact, or it vanished mid-ring); the agent
+    stays available but is not rung until the phone is reachable again, and it does not
+    count as a no-answer."""
 
     call_id: str
     agent_id: str
@@ -136,11 +157,11 @@ class Tick:
 Event = (
     AgentLoggedIn | AgentLoggedOut | AgentPaused | AgentReady | WrapUpExtended | WrapUpEnded
     | CallQueued | CallPriorityChanged | CallLeft | CallbackRequested | AgentRingFailed
-    | AgentAnswered | CallEnded | Tick
+    | AgentAnswered | CallEnded | Tick | PhoneUnreachable | PhoneReachable
 )
 
 __all__ = [
     "RING_FAILURES", "AgentAnswered", "AgentLoggedIn", "AgentLoggedOut", "AgentPaused", "AgentReady",
     "AgentRingFailed", "CallEnded", "CallLeft", "CallPriorityChanged", "CallQueued", "CallbackRequested",
-    "Event", "RingFailure", "Tick", "WrapUpEnded", "WrapUpExtended",
+    "Event", "PhoneReachable", "PhoneUnreachable", "RingFailure", "Tick", "WrapUpEnded", "WrapUpExtended",
 ]
