@@ -64,6 +64,9 @@ class Phones:
         self.engine = engine
         self.book = ContactBook()
         self._rechecks: set[str] = set()
+        # ContactStatus events taken per AOR: a list asked for before the latest event is older
+        # than it, and must not undo it.
+        self._news: dict[str, int] = {}
 
     def _agent_aors(self) -> set[str]:
         return {agent.id for agent in self.engine.settings.agents}
@@ -71,6 +74,7 @@ class Phones:
     async def contact_status(self, event: ami_ev.ContactStatus) -> None:
         if event.aor not in self._agent_aors():
             return
+        self._news[event.aor] = self._news.get(event.aor, 0) + 1
         there = self.book.contact_changed(event.aor, event.uri, event.status)
         log.info("phone %s: contact %s %s", event.aor, event.uri, event.status)
         if there is not None:
@@ -78,12 +82,15 @@ class Phones:
 
     async def sync(self) -> None:
         """Asterisk's list of endpoints, told to the ACD (at connect, after a reconnect)."""
+        asked = dict(self._news)
         try:
             listed = await self.engine.gateway.phones()
         except (AmiError, OSError, TimeoutError) as exc:
             log.warning("phones snapshot failed: %s", exc)
             return
         for aor in sorted(self._agent_aors()):
+            if self._news.get(aor, 0) != asked.get(aor, 0):
+                continue      # an event came while the list was on its way: it is newer
             there, uris = listed.get(aor, (False, ()))
             self.book.snapshot(aor, there, uris)
             await self._tell(aor, there)
@@ -110,13 +117,14 @@ class Phones:
         self._rechecks.discard(aor)
         if self.engine.acd.phone_reachable(f"PJSIP/{aor}"):
             return
+        asked = self._news.get(aor, 0)
         try:
             listed = await self.engine.gateway.phones()
         except (AmiError, OSError) as exc:
             log.warning("phone %s: recheck failed (the next ContactStatus or reconnect tells): %s", aor, exc)
             return
         there, uris = listed.get(aor, (False, ()))
-        if there:
+        if there and self._news.get(aor, 0) == asked:
             log.info("phone %s: Asterisk reaches it again", aor)
             self.book.snapshot(aor, True, uris)
             await self._tell(aor, True)

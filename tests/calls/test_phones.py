@@ -108,3 +108,18 @@ async def test_contacts_of_aors_that_are_no_agents_phones_are_ignored(line: Fake
     await line.engine.handle_event(ContactStatus("trunk", "sip:127.0.0.1:5090", "Unreachable", ""))
     assert line.engine.acd.phone_reachable("PJSIP/trunk")
     assert line.engine.acd.phone_reachable("PJSIP/1001")
+
+
+async def test_asterisks_list_at_connect_tells_which_phones_are_there(line: FakeLine) -> None:
+    def endpoints(session: object, action: dict[str, str]) -> list[dict[str, str] | str]:
+        aid = action["ActionID"]
+        return [{"Response": "Success", "ActionID": aid, "EventList": "start", "Message": "A listing of Endpoints follows"},
+                {"Event": "EndpointList", "ActionID": aid, "ObjectType": "endpoint", "ObjectName": "1001",
+                 "DeviceState": "Unavailable", "Contacts": "1001/sip:1001@127.0.0.1:5071,"},
+                {"Event": "EndpointListComplete", "ActionID": aid, "EventList": "Complete", "ListItems": "1"}]
+
+    line.fake.replies["PJSIPShowEndpoints"] = endpoints
+    await line.engine.phones.sync()
+    assert not line.engine.acd.phone_reachable("PJSIP/1001")      # its fixed contact fails qualify
+    await line.engine.handle_event(ContactStatus("1001", "sip:1001@127.0.0.1:5071", "Reachable", "1001"))
+    assert line.engine.acd.phone_reachable("PJSIP/1001")
