@@ -218,7 +218,7 @@ def cmd_call(args: argparse.Namespace) -> int:
 def cmd_phone(args: argparse.Namespace) -> int:
     """A SIPp softphone for an agent: registers with the agent's password, registers again
     before the registration expires (as softphones do), and answers calls meanwhile."""
-    from callcenter.sipp import Sipp, agent_scenario, register_scenario
+    from callcenter.sipp import Sipp, register_scenario
 
     settings = _settings(args)
     agent = next((a for a in settings.agents if a.id == args.agent_id), None)
@@ -239,14 +239,9 @@ def cmd_phone(args: argparse.Namespace) -> int:
         speech = sipp.speech(f"phone{agent.id}.pcap", args.say, total_s=30) if args.say else None
         print(f"agent {agent.id}'s phone registered at {target}; answering calls, registering again every "
               f"{args.expires // 2} s (Ctrl-C stops)")
-        # One SIPp: the refreshing registration is its scenario, each incoming call its own dialog.
-        phone = await sipp.start(
-            f"phone{agent.id}",
-            register_scenario(agent.id, agent.sip_password.get_secret_value(), expires_s=args.expires,
-                              refresh_s=args.expires / 2),
-            sip_port=sip_port, media_port=36000, target=target, timeout_s=24 * 3600,
-            out_of_call_xml=agent_scenario(ring_ms=args.ring_ms, speech_pcap=speech,
-                                           hangup_after_ms=int(args.talk * 1000)))
+        phone = await sipp.softphone(f"phone{agent.id}", agent.id, agent.sip_password.get_secret_value(),
+                                     sip_port=sip_port, media_port=36000, target=target, expires_s=args.expires,
+                                     ring_ms=args.ring_ms, speech_pcap=speech, hangup_after_ms=int(args.talk * 1000))
         try:
             return await phone.wait(24 * 3600)
         finally:

@@ -580,6 +580,18 @@ class Sipp:
         self.runs.append(run)
         return run
 
+    async def softphone(self, name: str, user: str, password: str, *, sip_port: int, media_port: int,
+                        target: str = "127.0.0.1:5060", expires_s: int = 120, ring_ms: int = 1000,
+                        speech_pcap: str | None = None, hangup_after_ms: int = 10_000,
+                        timeout_s: float = 24 * 3600) -> SippRun:
+        """An agent's softphone in one SIPp: it registers, registers again at half of
+        `expires_s` (before the registration runs out) until stopped, and answers every call
+        on the address it registered (`callcenter phone`)."""
+        return await self.start(
+            name, register_scenario(user, password, expires_s=expires_s, refresh_s=expires_s / 2),
+            sip_port=sip_port, media_port=media_port, target=target, timeout_s=timeout_s,
+            out_of_call_xml=agent_scenario(ring_ms=ring_ms, speech_pcap=speech_pcap, hangup_after_ms=hangup_after_ms))
+
     def note_left_running(self) -> None:
         """Mark every run still going as left running (not stopped on purpose), whatever ends it now."""
         for run in self.runs:
