@@ -248,14 +248,22 @@ Content-Length: 0"""
 
 
 def agent_scenario(ring_ms: int = 300, speech_pcap: str | None = None, speak_after_ms: int = 500,
-                   hangup_after_ms: int = 60_000, keys: tuple[Key, ...] = ()) -> str:
+                   hangup_after_ms: int = 60_000, keys: tuple[Key, ...] = (), answers_options: bool = False) -> str:
     """A phone that answers: an agent's, or a citizen's for a follow-up call. It rings
     `ring_ms`, answers, presses `keys`, speaks, and hangs up after `hangup_after_ms` unless
-    the other side hangs up first."""
+    the other side hangs up first. `answers_options`: a dialog may also be Asterisk's
+    qualify (SIP OPTIONS), answered 200 (the out-of-call scenario of a registering phone)."""
     speak = "".join(f'  <pause milliseconds="{key.after_ms}"/>\n' + _play(_key_pcap(n, key.digit))
                     + '  <pause milliseconds="400"/>\n' for n, key in enumerate(keys))
     speak += (f'  <pause milliseconds="{speak_after_ms}"/>\n' + _play(speech_pcap)) if speech_pcap else ""
-    body = f"""  <recv request="INVITE" crlf="true">
+    options_first = '  <recv request="OPTIONS" optional="true" next="options"/>\n' if answers_options else ""
+    options_branch = f"""  <nop next="end"/>
+  <label id="options"/>
+  <send><![CDATA[
+{_UAS_RESPONSE.format(code="200 OK")}
+  ]]></send>
+""" if answers_options else ""
+    body = f"""{options_first}  <recv request="INVITE" crlf="true">
     <action>
       <ereg regexp="&lt;(sip:[^&gt;]*)&gt;" search_in="hdr" header="Contact:" assign_to="dummy,remote_contact"/>
     </action>
@@ -309,7 +317,7 @@ Max-Forwards: 70
 Content-Length: 0
   ]]></send>
   <recv response="200" crlf="true"/>
-  <label id="end"/>
+{options_branch}  <label id="end"/>
   <Reference variables="dummy"/>"""
     return _xml("agent phone", body)
 
@@ -590,7 +598,8 @@ class Sipp:
         return await self.start(
             name, register_scenario(user, password, expires_s=expires_s, refresh_s=expires_s / 2),
             sip_port=sip_port, media_port=media_port, target=target, timeout_s=timeout_s,
-            out_of_call_xml=agent_scenario(ring_ms=ring_ms, speech_pcap=speech_pcap, hangup_after_ms=hangup_after_ms))
+            out_of_call_xml=agent_scenario(ring_ms=ring_ms, speech_pcap=speech_pcap, hangup_after_ms=hangup_after_ms,
+                                           answers_options=True))
 
     def note_left_running(self) -> None:
         """Mark every run still going as left running (not stopped on purpose), whatever ends it now."""
