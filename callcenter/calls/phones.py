@@ -11,6 +11,7 @@ for the agents' endpoints only (the trunk and unknown AORs are not agents' phone
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from callcenter.calls.engine import Engine
 
 log = logging.getLogger(__name__)
+
+CONFIRM_GONE_S = 0.3   # how long after a contact is gone Asterisk's list is read to confirm it
 
 # What a ContactStatus says about the contact: there (True) or not (False). Removed drops it;
 # Updated (re-registered) keeps what is known; Unknown says nothing.
@@ -77,8 +80,27 @@ class Phones:
         self._news[event.aor] = self._news.get(event.aor, 0) + 1
         there = self.book.contact_changed(event.aor, event.uri, event.status)
         log.info("phone %s: contact %s %s", event.aor, event.uri, event.status)
-        if there is not None:
-            await self._tell(event.aor, there)
+        if there is True:
+            await self._tell(event.aor, True)
+        elif there is False:
+            # Gone, by the events as they came. Asterisk tells a refreshed or replaced
+            # registration as a new contact and the old one removed, in either order: its
+            # list, a moment later, says what is so (unless a newer event says it first).
+            self.engine.tasks.spawn(self._confirm_gone(event.aor, self._news[event.aor]),
+                                    name=f"phone-gone-{event.aor}")
+
+    async def _confirm_gone(self, aor: str, news: int) -> None:
+        await asyncio.sleep(CONFIRM_GONE_S)
+        try:
+            there, uris = (await self.engine.gateway.phones()).get(aor, (False, ()))
+        except (AmiError, OSError, TimeoutError) as exc:
+            log.warning("phone %s: list not read (%s): gone, as the events say", aor, exc)
+            there, uris = self.book.there(aor), ()
+        if self._news.get(aor, 0) != news:
+            return                # a newer event came meanwhile and was told
+        if uris:
+            self.book.snapshot(aor, there, uris)
+        await self._tell(aor, there)
 
     async def sync(self) -> None:
         """Asterisk's list of endpoints, told to the ACD (at connect, after a reconnect)."""

@@ -3,7 +3,8 @@ edge, each AOR's contacts kept (pure), the qualify settings rendered into pjsip.
 engine on the fake AMI telling the ACD (an unregistered phone's agent is not rung)."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -82,6 +83,28 @@ def _overrides(settings: Settings) -> dict[str, object]:
             "ami": {"secret": "test-ami-secret"}}
 
 
+def endpoints_reply(state: str, contacts: str) -> Callable[[object, dict[str, str]], list[dict[str, str] | str]]:
+    """Asterisk's PJSIPShowEndpoints as the fake AMI answers it: endpoint 1001 in this state."""
+    def reply(session: object, action: dict[str, str]) -> list[dict[str, str] | str]:
+        aid = action["ActionID"]
+        return [{"Response": "Success", "ActionID": aid, "EventList": "start", "Message": "A listing of Endpoints follows"},
+                {"Event": "EndpointList", "ActionID": aid, "ObjectType": "endpoint", "ObjectName": "1001",
+                 "DeviceState": state, "Contacts": contacts},
+                {"Event": "EndpointListComplete", "ActionID": aid, "EventList": "Complete", "ListItems": "1"}]
+    return reply
+
+
+async def test_a_registration_replaced_in_any_order_keeps_the_phone_there(line: FakeLine) -> None:
+    """Asterisk tells a refreshed registration as a new contact and the old one removed; when
+    the removal comes last its list says the phone is there, and the engine believes the list."""
+    engine, uri = line.engine, "sip:1001@127.0.0.1:5071"
+    line.fake.replies["PJSIPShowEndpoints"] = endpoints_reply("Not in use", f"1001/{uri},")
+    await engine.handle_event(ContactStatus("1001", uri, "Created", "1001"))
+    await engine.handle_event(ContactStatus("1001", uri, "Removed", "1001"))
+    await asyncio.sleep(0.6)
+    assert engine.acd.phone_reachable("PJSIP/1001")
+
+
 @pytest.fixture
 async def line(settings, sessionmaker) -> AsyncIterator[FakeLine]:
     async with running_line(settings, sessionmaker, [agent("1001")]) as running:
@@ -90,9 +113,10 @@ async def line(settings, sessionmaker) -> AsyncIterator[FakeLine]:
 
 async def test_an_unregistered_phone_is_not_rung_and_its_agent_takes_the_call_once_it_registers(line: FakeLine) -> None:
     engine = line.engine
+    line.fake.replies["PJSIPShowEndpoints"] = endpoints_reply("Unavailable", "")
     await engine.login("1001")
     await engine.handle_event(ContactStatus("1001", "sip:1001@127.0.0.1:5071", "Removed", "1001"))
-    assert not engine.acd.phone_reachable("PJSIP/1001")
+    await line.until(lambda: not engine.acd.phone_reachable("PJSIP/1001"))
     assert next(a for a in await engine.agents() if a["id"] == "1001")["phone_reachable"] is False
     line.call_in()
     await line.until(lambda: [c.state.value for c in engine.acd.calls()] == ["waiting"])
@@ -111,14 +135,7 @@ async def test_contacts_of_aors_that_are_no_agents_phones_are_ignored(line: Fake
 
 
 async def test_asterisks_list_at_connect_tells_which_phones_are_there(line: FakeLine) -> None:
-    def endpoints(session: object, action: dict[str, str]) -> list[dict[str, str] | str]:
-        aid = action["ActionID"]
-        return [{"Response": "Success", "ActionID": aid, "EventList": "start", "Message": "A listing of Endpoints follows"},
-                {"Event": "EndpointList", "ActionID": aid, "ObjectType": "endpoint", "ObjectName": "1001",
-                 "DeviceState": "Unavailable", "Contacts": "1001/sip:1001@127.0.0.1:5071,"},
-                {"Event": "EndpointListComplete", "ActionID": aid, "EventList": "Complete", "ListItems": "1"}]
-
-    line.fake.replies["PJSIPShowEndpoints"] = endpoints
+    line.fake.replies["PJSIPShowEndpoints"] = endpoints_reply("Unavailable", "1001/sip:1001@127.0.0.1:5071,")
     await line.engine.phones.sync()
     assert not line.engine.acd.phone_reachable("PJSIP/1001")      # its fixed contact fails qualify
     await line.engine.handle_event(ContactStatus("1001", "sip:1001@127.0.0.1:5071", "Reachable", "1001"))
