@@ -80,10 +80,10 @@ class Phones:
         self._news[event.aor] = self._news.get(event.aor, 0) + 1
         there = self.book.contact_changed(event.aor, event.uri, event.status)
         log.info("phone %s: contact %s %s", event.aor, event.uri, event.status)
-        if there is True:
-            await self._tell(event.aor, True)
+        if there is True or (there is False and event.status.lower() == "unreachable"):
+            await self._tell(event.aor, there)      # qualify's verdict on a contact it knows
         elif there is False:
-            # Gone, by the events as they came. Asterisk tells a refreshed or replaced
+            # Removed, and none left by the events as they came. Asterisk may tell a replaced
             # registration as a new contact and the old one removed, in either order: its
             # list, a moment later, says what is so (unless a newer event says it first).
             self.engine.tasks.spawn(self._confirm_gone(event.aor, self._news[event.aor]),
