@@ -33,17 +33,6 @@ LOCAL_SETTINGS = Path("var/callcenter.toml")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _expires(value: str) -> int:
-    """--expires: whole seconds from 10 to 3600 (Asterisk's default minimum is 60; tests use less)."""
-    try:
-        seconds = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of seconds") from None
-    if not 10 <= seconds <= 3600:
-        raise argparse.ArgumentTypeError(f"{seconds} is not from 10 to 3600 seconds")
-    return seconds
-
-
 def _settings(args: argparse.Namespace) -> Settings:
     path = args.config or os.environ.get(CONFIG_ENV) or (LOCAL_SETTINGS if LOCAL_SETTINGS.exists() else None)
     return load_settings(path)
@@ -216,9 +205,8 @@ def cmd_call(args: argparse.Namespace) -> int:
 
 
 def cmd_phone(args: argparse.Namespace) -> int:
-    """A SIPp softphone for an agent: registers with the agent's password, registers again
-    before the registration expires (as softphones do), and answers calls meanwhile."""
-    from callcenter.sipp import Sipp, register_scenario
+    """A SIPp softphone for an agent: registers with the agent's password, answers calls."""
+    from callcenter.sipp import Sipp, agent_scenario, register_scenario
 
     settings = _settings(args)
     agent = next((a for a in settings.agents if a.id == args.agent_id), None)
@@ -237,11 +225,11 @@ def cmd_phone(args: argparse.Namespace) -> int:
             print(f"agent {agent.id}: registration refused (see var/sipp/phone{agent.id}_register.out)")
             return 1
         speech = sipp.speech(f"phone{agent.id}.pcap", args.say, total_s=30) if args.say else None
-        print(f"agent {agent.id}'s phone registered at {target}; answering calls, registering again every "
-              f"{args.expires // 2} s (Ctrl-C stops)")
-        phone = await sipp.softphone(f"phone{agent.id}", agent.id, agent.sip_password.get_secret_value(),
-                                     sip_port=sip_port, media_port=36000, target=target, expires_s=args.expires,
-                                     ring_ms=args.ring_ms, speech_pcap=speech, hangup_after_ms=int(args.talk * 1000))
+        print(f"agent {agent.id}'s phone registered at {target}; answering calls (Ctrl-C stops)")
+        phone = await sipp.start(f"phone{agent.id}", agent_scenario(ring_ms=args.ring_ms, speech_pcap=speech,
+                                                                    hangup_after_ms=int(args.talk * 1000)),
+                                 sip_port=sip_port, media_port=36000, target=None, calls=args.calls,
+                                 timeout_s=24 * 3600)
         try:
             return await phone.wait(24 * 3600)
         finally:
@@ -338,8 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=5071)
     p.add_argument("--ring-ms", type=int, default=1000)
     p.add_argument("--talk", type=float, default=10.0, help="seconds before the phone hangs up")
-    p.add_argument("--expires", type=_expires, default=120,
-                   help="seconds a registration lasts; the phone registers again at half of it")
+    p.add_argument("--calls", type=int, default=1000)
     p.add_argument("--say", default="water hotline, how can I help you", help="what the agent says")
     p.set_defaults(func=cmd_phone)
 

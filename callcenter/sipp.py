@@ -594,7 +594,9 @@ class Sipp:
                         timeout_s: float = 24 * 3600) -> SippRun:
         """An agent's softphone in one SIPp: it registers, registers again at half of
         `expires_s` (before the registration runs out) until stopped, and answers every call
-        on the address it registered (`callcenter phone`)."""
+        on the address it registered. Not yet what `callcenter phone` runs: on the real
+        Asterisk it stays registered, but qualify marks it unreachable after its first
+        answer to OPTIONS (the out-of-call dialogs of a SIPp client), so it is not rung."""
         return await self.start(
             name, register_scenario(user, password, expires_s=expires_s, refresh_s=expires_s / 2),
             sip_port=sip_port, media_port=media_port, target=target, timeout_s=timeout_s,
