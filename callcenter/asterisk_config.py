@@ -5,7 +5,8 @@ settings.paths.asterisk_config_dir and writes next to them:
 - callcenter_manager.conf: the engine's AMI user, its secret and the eventfilter that lets
   through only the events the engine uses;
 - callcenter_pjsip.conf: the SIP transport, the carrier trunk and one endpoint per agent
-  (credentials from the settings; there are no default passwords);
+  (credentials from the settings; there are no default passwords), each agent's phone
+  qualified every `asterisk.qualify_frequency_s` so a phone that is gone is known;
 - indications.conf: the ring cadence from [telephony] (cn: 1 s on, 4 s off).
 """
 from __future__ import annotations
@@ -76,7 +77,9 @@ def pjsip_conf(settings: Settings, agents: Iterable[AgentEntry] | None = None) -
             f"aors = {agent.id}",
             f"callerid = {_safe(agent.name or agent.id, f'agents.{agent.id}.name')} <{agent.id}>", "",
             f"[{agent.id}-auth]", "type = auth", *auth, "",
-            f"[{agent.id}]", "type = aor", "max_contacts = 1", "remove_existing = yes", "qualify_frequency = 0",
+            f"[{agent.id}]", "type = aor", "max_contacts = 1", "remove_existing = yes",
+            f"qualify_frequency = {a.qualify_frequency_s}", f"qualify_timeout = {a.qualify_timeout_s:g}",
+            f"minimum_expiration = {a.registration_min_s}",
         ]
         if agent.contact:
             out.append(f"contact = {_safe(agent.contact, f'agents.{agent.id}.contact')}")

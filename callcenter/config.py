@@ -79,6 +79,14 @@ class AsteriskSettings(Section):
     trunk_contact: str = Field(pattern=r"^sips?:[^\s]+$")
     # Indications: the country whose tones Asterisk plays (ring cadence from [telephony]).
     country: str = "cn"
+    # How often Asterisk asks each agent's phone whether it is there (SIP OPTIONS), and how
+    # long it waits for the answer: a phone gone without a word is known within the sum.
+    # 0 turns the asking off (a registered phone then counts as there until it unregisters).
+    qualify_frequency_s: int = Field(default=5, ge=0, le=3600)
+    qualify_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    # The shortest registration a softphone may ask for (seconds; Asterisk answers a shorter
+    # one with 423 Interval Too Brief).
+    registration_min_s: int = Field(default=60, ge=1, le=3600)
 
 
 class PathSettings(Section):

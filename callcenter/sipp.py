@@ -12,6 +12,9 @@ Parties:
 - `agent_scenario`: an agent's phone that rings for a while, answers, speaks, and hangs up
   after a while unless the caller does first. Serves any number of calls.
 - `no_answer_scenario` / `busy_scenario`: a phone that rings until cancelled, or is busy.
+- `register_scenario`: a softphone registering with its password, once, or again and again
+  before its registration expires (then its calls are answered by the out-of-call scenario
+  of the same SIPp, on the address it registered).
 """
 from __future__ import annotations
 
@@ -245,14 +248,22 @@ Content-Length: 0"""
 
 
 def agent_scenario(ring_ms: int = 300, speech_pcap: str | None = None, speak_after_ms: int = 500,
-                   hangup_after_ms: int = 60_000, keys: tuple[Key, ...] = ()) -> str:
+                   hangup_after_ms: int = 60_000, keys: tuple[Key, ...] = (), answers_options: bool = False) -> str:
     """A phone that answers: an agent's, or a citizen's for a follow-up call. It rings
     `ring_ms`, answers, presses `keys`, speaks, and hangs up after `hangup_after_ms` unless
-    the other side hangs up first."""
+    the other side hangs up first. `answers_options`: a dialog may also be Asterisk's
+    qualify (SIP OPTIONS), answered 200 (the out-of-call scenario of a registering phone)."""
     speak = "".join(f'  <pause milliseconds="{key.after_ms}"/>\n' + _play(_key_pcap(n, key.digit))
                     + '  <pause milliseconds="400"/>\n' for n, key in enumerate(keys))
     speak += (f'  <pause milliseconds="{speak_after_ms}"/>\n' + _play(speech_pcap)) if speech_pcap else ""
-    body = f"""  <recv request="INVITE" crlf="true">
+    options_first = '  <recv request="OPTIONS" optional="true" next="options"/>\n' if answers_options else ""
+    options_branch = f"""  <nop next="end"/>
+  <label id="options"/>
+  <send><![CDATA[
+{_UAS_RESPONSE.format(code="200 OK")}
+  ]]></send>
+""" if answers_options else ""
+    body = f"""{options_first}  <recv request="INVITE" crlf="true">
     <action>
       <ereg regexp="&lt;(sip:[^&gt;]*)&gt;" search_in="hdr" header="Contact:" assign_to="dummy,remote_contact"/>
     </action>
@@ -306,16 +317,21 @@ Max-Forwards: 70
 Content-Length: 0
   ]]></send>
   <recv response="200" crlf="true"/>
-  <label id="end"/>
+{options_branch}  <label id="end"/>
   <Reference variables="dummy"/>"""
     return _xml("agent phone", body)
 
 
-def register_scenario(user: str, password: str, expires_s: int = 600) -> str:
-    """A softphone registering as `user` with its password (digest auth), then done; the
-    phone's calls come to the same address, where `agent_scenario` answers them."""
+def register_scenario(user: str, password: str, expires_s: int = 600, refresh_s: float | None = None) -> str:
+    """A softphone registering as `user` with its password (digest auth). Without
+    `refresh_s` it registers once and is done (the phone's calls then come to the same
+    address, where `agent_scenario` answers them). With `refresh_s` it registers again every
+    `refresh_s` seconds (before `expires_s` runs out, as a softphone does) until stopped:
+    run it with `answering_phone` as the out-of-call scenario, so the same address answers."""
     if any(c in user + password for c in "\r\n<>&\"' "):
         raise ValueError("user and password must be plain text for a SIPp scenario")
+    if refresh_s is not None and not 0 < refresh_s < expires_s:
+        raise ValueError(f"refresh_s must be between 0 and expires_s ({expires_s}), got {refresh_s!r}")
     register = """REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
 From: <sip:{user}@[remote_ip]>;tag=[pid]SIPpTag09[call_number]
@@ -326,10 +342,12 @@ Contact: <sip:{user}@[local_ip]:[local_port]>
 Expires: {expires}
 Max-Forwards: 70
 {auth}Content-Length: 0"""
-    first = register.format(user=user, cseq=1, expires=expires_s, auth="")
-    second = register.format(user=user, cseq=2, expires=expires_s,
+    cseq = "[cseq]" if refresh_s is not None else "1"
+    first = register.format(user=user, cseq=cseq, expires=expires_s, auth="")
+    second = register.format(user=user, cseq="[cseq]" if refresh_s is not None else "2", expires=expires_s,
                              auth=f"[authentication username={user} password={password}]\n")
-    body = f"""  <send retrans="500"><![CDATA[
+    body = f"""  <label id="register"/>
+  <send retrans="500"><![CDATA[
 {first}
   ]]></send>
   <recv response="401" auth="true"/>
@@ -337,6 +355,10 @@ Max-Forwards: 70
 {second}
   ]]></send>
   <recv response="200"/>"""
+    if refresh_s is not None:
+        body += f"""
+  <pause milliseconds="{int(refresh_s * 1000)}"/>
+  <nop next="register"/>"""
     return _xml("softphone registration", body)
 
 
@@ -529,14 +551,21 @@ class Sipp:
     async def start(self, name: str, scenario_xml: str, *, sip_port: int, media_port: int,
                     target: str | None = "127.0.0.1:5060", service: str | None = None, calls: int = 1,
                     rate: float = 1.0, rate_period_ms: int = 1000, concurrent: int | None = None,
-                    timeout_s: float = 60, trace_rtt: bool = False, trace_msg: bool = False) -> SippRun:
+                    timeout_s: float = 60, trace_rtt: bool = False, trace_msg: bool = False,
+                    out_of_call_xml: str | None = None) -> SippRun:
+        """Start a SIPp party. Every party answers SIP OPTIONS (-aa: Asterisk asks agents'
+        phones whether they are there) and INFO/NOTIFY/UPDATE outside its scenario.
+        `out_of_call_xml`: the scenario for requests that start a dialog of their own (a
+        registering softphone's incoming calls, `register_scenario(refresh_s=...)`)."""
         scenario = self.write(f"{name}.xml", scenario_xml)
         workdir = self.host_dir / "sipp"
         for old in [*workdir.glob(f"{name}_*_rtt.csv"), workdir / f"{name}_errors.log"]:
             old.unlink(missing_ok=True)
         args = ["-sf", scenario, "-i", "127.0.0.1", "-p", str(sip_port), "-mp", str(media_port),
                 "-m", str(calls), "-timeout", f"{int(timeout_s)}s", "-timeout_error", "-nostdin",
-                "-trace_err", "-error_file", f"{self.root_dir}/sipp/{name}_errors.log"]
+                "-trace_err", "-error_file", f"{self.root_dir}/sipp/{name}_errors.log", "-aa"]
+        if out_of_call_xml is not None:
+            args += ["-oocsf", self.write(f"{name}_calls.xml", out_of_call_xml)]
         if target is not None:
             args += [target, "-r", str(rate), "-rp", str(rate_period_ms)]
             if concurrent:
@@ -558,6 +587,21 @@ class Sipp:
         run = SippRun(name=name, process=process, workdir=workdir, args=args)
         self.runs.append(run)
         return run
+
+    async def softphone(self, name: str, user: str, password: str, *, sip_port: int, media_port: int,
+                        target: str = "127.0.0.1:5060", expires_s: int = 120, ring_ms: int = 1000,
+                        speech_pcap: str | None = None, hangup_after_ms: int = 10_000,
+                        timeout_s: float = 24 * 3600) -> SippRun:
+        """An agent's softphone in one SIPp: it registers, registers again at half of
+        `expires_s` (before the registration runs out) until stopped, and answers every call
+        on the address it registered. Not yet what `callcenter phone` runs: on the real
+        Asterisk it stays registered, but qualify marks it unreachable after its first
+        answer to OPTIONS (the out-of-call dialogs of a SIPp client), so it is not rung."""
+        return await self.start(
+            name, register_scenario(user, password, expires_s=expires_s, refresh_s=expires_s / 2),
+            sip_port=sip_port, media_port=media_port, target=target, timeout_s=timeout_s,
+            out_of_call_xml=agent_scenario(ring_ms=ring_ms, speech_pcap=speech_pcap, hangup_after_ms=hangup_after_ms,
+                                           answers_options=True))
 
     def note_left_running(self) -> None:
         """Mark every run still going as left running (not stopped on purpose), whatever ends it now."""

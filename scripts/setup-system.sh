@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Everything the hotline needs from the operating system (Debian 12, run as root):
-# Debian packages, Redis and PostgreSQL when none answers, the Asterisk root and Kannel.
+# Debian packages (baresip: the real softphone of the fault tests), Redis and PostgreSQL when
+# none answers, the Asterisk root and Kannel.
 # Each step is skipped when it is already done, so a second run takes a second.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 PACKAGES="python3 python3-venv python3-dev espeak-ng sox libsox-fmt-all ffmpeg debootstrap curl ca-certificates
-          chromium fonts-wqy-microhei"
+          chromium fonts-wqy-microhei baresip"
 
 say() { echo "setup: $*"; }
 

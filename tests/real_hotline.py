@@ -68,7 +68,10 @@ def passed(request: pytest.FixtureRequest) -> bool:
 def rig_overrides(spool: Path, secret: str) -> dict[str, Any]:
     return {
         "ami": {"secret": secret, "ping_interval_s": 1.0, "ping_timeout_s": 1.0, "reconnect_backoff_max_s": 1.0},
-        "asterisk": {"sip_bind": "127.0.0.1:5060", "trunk_contact": "sip:127.0.0.1:5090"},
+        # Phones are asked every second whether they are there (a phone a test has just started
+        # is rung within about a second); softphones may register for as little as 10 s.
+        "asterisk": {"sip_bind": "127.0.0.1:5060", "trunk_contact": "sip:127.0.0.1:5090",
+                     "qualify_frequency_s": 1, "qualify_timeout_s": 0.5, "registration_min_s": 10},
         "paths": {"spool_dir": str(spool), "asterisk_config_dir": str(spool / "asterisk")},
         "acd": {"ring_timeout_s": 6, "wrapup_s": 2},
         "web": {"secret_key": "e2e-" + secret},

@@ -72,3 +72,15 @@ async def test_unchecked_names_every_party_left_running_or_failed_unseen(tmp_pat
     assert forgotten.returncode is not None, "stopped at the end"
     assert [p.split(":")[0] for p in problems] == ["sipp phone_forgotten", "sipp caller_unseen"]
     assert "still running at the end" in problems[0] and "exited 1" in problems[1]
+
+
+def test_a_softphone_registers_again_before_its_registration_expires() -> None:
+    from callcenter.sipp import register_scenario
+
+    once = register_scenario("1005", "secret-1", expires_s=600)
+    assert "Expires: 600" in once and 'next="register"' not in once and "CSeq: 1 REGISTER" in once
+    again = register_scenario("1005", "secret-1", expires_s=120, refresh_s=60)
+    assert "Expires: 120" in again and "CSeq: [cseq] REGISTER" in again
+    assert again.index('<pause milliseconds="60000"/>') < again.index('<nop next="register"/>')
+    with pytest.raises(ValueError, match="refresh_s"):
+        register_scenario("1005", "secret-1", expires_s=60, refresh_s=60)

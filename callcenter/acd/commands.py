@@ -9,10 +9,14 @@
 |                  | bridges; feeds AgentAnswered (agent took it) or AgentRingFailed, then     |
 |                  | CallEnded                                                                  |
 | CancelRing       | hangs up that ringing leg (ring_all: someone else answered; the caller     |
-|                  | left; the agent paused or logged out). Feed nothing back for that leg.    |
+|                  | left; the agent paused or logged out; `why` "unreachable": the phone      |
+|                  | vanished mid-ring). Feed nothing back for that leg.                        |
 | StartTimer       | feeds `event` back after `delay_s`                                         |
 | AgentStateChanged| publishes the agent's state (live.py) and persists it (reservation.py)     |
 | CallStateChanged | publishes the call's state (live.py)                                       |
+| PhoneStatusChanged| publishes whether the phone behind `endpoint` is reachable (live.py);   |
+|                  | when it is not, checks Asterisk again later (a ring's failure may be the  |
+|                  | only news of it, and no event says when such a phone is back)             |
 | AnnouncePosition | plays "you are number N, about M minutes" to the waiting caller            |
 | OfferCallback    | offers the waiting caller a callback (press 1); on yes feeds             |
 |                  | CallbackRequested; the caller keeps waiting until then                     |
@@ -47,6 +51,7 @@ class PlaceCallback:
 class CancelRing:
     call_id: str
     agent_id: str
+    why: str = "cancelled"     # how the attempt is stored: "cancelled" | "unreachable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +104,14 @@ class CallbackExpired:
     number: str
 
 
+@dataclass(frozen=True, slots=True)
+class PhoneStatusChanged:
+    endpoint: str
+    reachable: bool
+    at: float
+
+
 Command = (
     RingAgent | PlaceCallback | CancelRing | StartTimer | AgentStateChanged | CallStateChanged
-    | AnnouncePosition | OfferCallback | Overflow | CallbackExpired
+    | AnnouncePosition | OfferCallback | Overflow | CallbackExpired | PhoneStatusChanged
 )

@@ -23,6 +23,11 @@ Selection: a caller goes to the available agent with the highest skill level on 
 the queue's strategy. A freed agent takes, over all its queues, the caller with the highest
 priority, then the earliest arrival, among those it is skilled enough for. A repeat caller
 (`preferred_agent`) waits first for that agent alone for `preferred_agent_window_s`.
+
+Phones: the core keeps the endpoints whose phone Asterisk cannot reach (`PhoneUnreachable`,
+`PhoneReachable`; known before the agent logs in, kept after they log out). An agent whose
+phone is unreachable keeps their state but is in no pool of available agents, so nothing
+rings them; a repeat caller does not wait for them.
 """
 from __future__ import annotations
 
@@ -156,6 +161,7 @@ class AgentView:
     calls_taken: int
     no_answers: int
     endpoint: str = ""
+    phone_reachable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +204,7 @@ class Acd:
         self._agents: dict[str, _Agent] = {}
         self._calls: dict[str, _Call] = {}
         self._preferred: dict[str, SortedList] = {}   # agent id -> callers waiting for them alone
+        self._unreachable: set[str] = set()            # endpoints whose phone Asterisk cannot reach
         self._timers: list[tuple[float, int, int, str, float]] = []
         self._seq = itertools.count()
         self._handlers: dict[type, Callable[[Any], list[Any]]] = {
@@ -217,6 +224,8 @@ class Acd:
             ev.Tick: self._tick,
             ev.PolicyChanged: self._policy_changed,
             ev.AgentSkillsChanged: self._skills_changed,
+            ev.PhoneUnreachable: self._phone_unreachable,
+            ev.PhoneReachable: self._phone_reachable,
         }
 
     # ------------------------------------------------------------------ the way in
@@ -235,10 +244,13 @@ class Acd:
         if a is None:
             raise UnknownAgent(agent_id)
         return AgentView(a.agent_id, a.state, a.reason, a.call_id, a.since, dict(a.skills),
-                         a.calls_taken, a.no_answers, a.endpoint)
+                         a.calls_taken, a.no_answers, a.endpoint, a.endpoint not in self._unreachable)
 
     def agents(self) -> list[AgentView]:
         return [self.agent(agent_id) for agent_id in self._agents]
+
+    def phone_reachable(self, endpoint: str) -> bool:
+        return endpoint not in self._unreachable
 
     def call(self, call_id: str) -> CallView:
         c = self._calls.get(call_id)
@@ -444,6 +456,50 @@ class Acd:
         log.info("routing policy changed: queues %s", ", ".join(q.name for q in new.queues))
         return out
 
+    # ------------------------------------------------------------------ phone events
+
+    def _phone_unreachable(self, e: ev.PhoneUnreachable) -> list[cmd.Command]:
+        _check_endpoint(e.endpoint)
+        out: list[cmd.Command] = []
+        self._lose_phone(e.endpoint, e.at, out)
+        return out
+
+    def _lose_phone(self, endpoint: str, at: float, out: list[cmd.Command]) -> None:
+        if endpoint in self._unreachable:
+            return
+        agents = [a for a in self._agents.values() if a.endpoint == endpoint]
+        ringing = [(a, self._calls[a.call_id]) for a in agents if a.state == A.RINGING and a.call_id in self._calls]
+        for a, c in ringing:
+            agent_may(a.state, CANCEL, a.agent_id)
+            call_may(c.state, CANCEL, c.call_id)
+        self._unreachable.add(endpoint)
+        out.append(cmd.PhoneStatusChanged(endpoint, False, at))
+        for a in agents:
+            if a.state == A.AVAILABLE:
+                self._leave_pools(a)
+        for a, c in ringing:
+            out.append(cmd.CancelRing(c.call_id, a.agent_id, "unreachable"))
+            self._set_state(a, A.AVAILABLE, at, out)
+            c.failed.add(a.agent_id)
+            self._drop_ring(c, a.agent_id, at, out)
+        for a in agents:
+            self._release_preferred(a.agent_id, at, out)
+        log.info("phone %s unreachable: agents %s not rung", endpoint, [a.agent_id for a in agents])
+
+    def _phone_reachable(self, e: ev.PhoneReachable) -> list[cmd.Command]:
+        _check_endpoint(e.endpoint)
+        if e.endpoint not in self._unreachable:
+            return []
+        self._unreachable.discard(e.endpoint)
+        out: list[cmd.Command] = [cmd.PhoneStatusChanged(e.endpoint, True, e.at)]
+        agents = [a for a in self._agents.values() if a.endpoint == e.endpoint and a.state == A.AVAILABLE]
+        for a in agents:
+            self._join_pools(a)
+        log.info("phone %s reachable again", e.endpoint)
+        for a in agents:
+            self._match_agent(a, e.at, out)
+        return out
+
     # ------------------------------------------------------------------ call events
 
     def _queued(self, e: ev.CallQueued) -> list[cmd.Command]:
@@ -464,7 +520,7 @@ class Acd:
         self._push_max_wait(c, q)
         pref = self._agents.get(e.preferred_agent) if e.preferred_agent else None
         window = self.policy.acd.preferred_agent_window_s
-        if pref is not None and window > 0 and pref.state in _PREFERRED_WAITS_FOR:
+        if pref is not None and window > 0 and pref.state in _PREFERRED_WAITS_FOR and self._reachable(pref):
             q.present[c.call_id] = c
             c.preferred_until = e.at + window
             if pref.state == A.AVAILABLE:
@@ -544,6 +600,12 @@ class Acd:
             self._set_state(a, A.PAUSED, e.at, out, reason="elsewhere")
         elif e.reason == "unavailable":
             self._set_state(a, A.PAUSED, e.at, out, reason="unavailable")
+        elif e.reason == "unreachable":
+            # Not the agent's doing: no no-answer counted. Not rung again until the phone is back.
+            if a.endpoint not in self._unreachable:
+                self._unreachable.add(a.endpoint)
+                out.append(cmd.PhoneStatusChanged(a.endpoint, False, e.at))
+            self._set_state(a, A.AVAILABLE, e.at, out)
         else:
             a.no_answers += 1
             if acd.auto_pause_after_no_answers and a.no_answers >= acd.auto_pause_after_no_answers:
@@ -556,6 +618,8 @@ class Acd:
         if c.preferred_agent == a.agent_id:
             c.preferred_until = 0.0          # the preferred agent did not take it: anyone may
         self._drop_ring(c, a.agent_id, e.at, out)
+        if e.reason == "unreachable":
+            self._release_preferred(a.agent_id, e.at, out)
         if a.state == A.AVAILABLE:
             self._match_agent(a, e.at, out)
         return out
@@ -814,7 +878,8 @@ class Acd:
         out.append(cmd.CallStateChanged(c.call_id, c.state, c.queue, None, at))
         q = self._queues[c.queue]
         pref = self._agents.get(c.preferred_agent) if c.preferred_agent and c.preferred_until > at else None
-        if pref is not None and pref.state in _PREFERRED_WAITS_FOR and pref.agent_id != agent_id:
+        if pref is not None and pref.state in _PREFERRED_WAITS_FOR and pref.agent_id != agent_id \
+                and self._reachable(pref):
             if pref.state == A.AVAILABLE:
                 self._reserve(c, [pref], at, out)
             else:
@@ -880,7 +945,7 @@ class Acd:
     def _match_agent(self, a: _Agent, at: float, out: list[cmd.Command]) -> None:
         """A freed agent takes the best caller it may take: its repeat callers first, then the
         highest priority, earliest arrival over all its queues."""
-        if a.state != A.AVAILABLE:
+        if a.state != A.AVAILABLE or not self._reachable(a):
             return
         best_key: tuple[Any, ...] | None = None
         mine = self._preferred.get(a.agent_id)
@@ -904,9 +969,7 @@ class Acd:
                    reason: str | None = None, call_id: str | None = None) -> None:
         old = a.state
         if old == A.AVAILABLE:
-            for queue, (level, key) in a.pool_keys.items():
-                self._queues[queue].pools[level].remove(key)
-            a.pool_keys.clear()
+            self._leave_pools(a)
         was_staffed = old in _STAFFED
         is_staffed = state in _STAFFED
         if was_staffed != is_staffed:
@@ -919,15 +982,28 @@ class Acd:
         a.call_id = call_id
         if state == A.AVAILABLE:
             a.idle_since = at
-            for queue, level in a.skills.items():
-                q = self._queues[queue]
-                key = self._pool_key(q, a)
-                pool = q.pools.get(level)
-                if pool is None:
-                    pool = q.pools[level] = SortedList()
-                pool.add(key)
-                a.pool_keys[queue] = (level, key)
+            if self._reachable(a):
+                self._join_pools(a)
         out.append(cmd.AgentStateChanged(a.agent_id, state, reason, call_id, at))
+
+    def _reachable(self, a: _Agent) -> bool:
+        return a.endpoint not in self._unreachable
+
+    def _join_pools(self, a: _Agent) -> None:
+        """An available agent whose phone is reachable: into the pool of each of their queues."""
+        for queue, level in a.skills.items():
+            q = self._queues[queue]
+            key = self._pool_key(q, a)
+            pool = q.pools.get(level)
+            if pool is None:
+                pool = q.pools[level] = SortedList()
+            pool.add(key)
+            a.pool_keys[queue] = (level, key)
+
+    def _leave_pools(self, a: _Agent) -> None:
+        for queue, (level, key) in a.pool_keys.items():
+            self._queues[queue].pools[level].remove(key)
+        a.pool_keys.clear()
 
     @staticmethod
     def _pool_key(q: _Queue, a: _Agent) -> tuple[Any, ...]:
@@ -975,6 +1051,11 @@ class Acd:
         if q is None:
             raise UnknownQueue(name, where)
         return q
+
+
+def _check_endpoint(endpoint: str) -> None:
+    if not endpoint or len(endpoint) > 128 or any(ch in endpoint for ch in "\r\n"):
+        raise BadEvent(f"phone endpoint {endpoint!r} is empty, too long or has a line break")
 
 
 def _check_number(call_id: str, number: str) -> None:

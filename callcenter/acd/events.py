@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from callcenter.acd.settings import RoutingPolicy
 
-RingFailure = Literal["no_answer", "busy", "unavailable", "reserved"]
-RING_FAILURES: frozenset[str] = frozenset({"no_answer", "busy", "unavailable", "reserved"})
+RingFailure = Literal["no_answer", "busy", "unavailable", "unreachable", "reserved"]
+RING_FAILURES: frozenset[str] = frozenset({"no_answer", "busy", "unavailable", "unreachable", "reserved"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +106,30 @@ class CallbackRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class PhoneUnreachable:
+    """Asterisk lost the phone behind `endpoint` (what Dial rings, e.g. "PJSIP/1001"): its
+    registration was removed or expired, or qualify got no answer. Its agents are not rung
+    until `PhoneReachable`. Told again when already known, it changes nothing."""
+
+    endpoint: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneReachable:
+    """The phone behind `endpoint` registered again, or answers qualify again."""
+
+    endpoint: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class AgentRingFailed:
     """The Dial for a `RingAgent`/`PlaceCallback` failed. "reserved": another engine holds
-    the agent (see reservation.py); the agent is then treated as paused "elsewhere"."""
+    the agent (see reservation.py); the agent is then treated as paused "elsewhere".
+    "unreachable": the phone was not there (no contact, or it vanished mid-ring); the agent
+    stays available but is not rung until the phone is reachable again, and it does not
+    count as a no-answer."""
 
     call_id: str
     agent_id: str
@@ -157,7 +178,7 @@ class AgentSkillsChanged:
 Event = (
     AgentLoggedIn | AgentLoggedOut | AgentPaused | AgentReady | WrapUpExtended | WrapUpEnded
     | CallQueued | CallPriorityChanged | CallLeft | CallbackRequested | AgentRingFailed
-    | AgentAnswered | CallEnded | Tick | PolicyChanged | AgentSkillsChanged
+    | AgentAnswered | CallEnded | Tick | PolicyChanged | AgentSkillsChanged | PhoneUnreachable | PhoneReachable
 )
 
 __all__ = [
@@ -175,6 +196,8 @@ __all__ = [
     "CallQueued",
     "CallbackRequested",
     "Event",
+    "PhoneReachable",
+    "PhoneUnreachable",
     "PolicyChanged",
     "RingFailure",
     "Tick",

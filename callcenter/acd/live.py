@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -97,8 +97,10 @@ class LiveState:
         await self._write([("engine", self._key("engines"), self.engine_id, {"seen": _iso(now)})])
 
     async def publish_changes(self, commands: Iterable[cmd.Command], acd: Acd, now: datetime, at: float) -> None:
-        """Publish what a batch of ACD commands changed: agents, calls and their queues'
-        figures (wall time `now`, core time `at`), in one round trip."""
+        """Publish what a batch of ACD commands changed: agents (with whether their phone is
+        reachable), calls and their queues' figures (wall time `now`, core time `at`), in one
+        round trip."""
+        commands = list(commands)
         changes: list[tuple[str, str, str, dict[str, Any] | None]] = []
         queues: set[str] = set()
         for c in commands:
@@ -107,8 +109,19 @@ class LiveState:
                 if c.state != "logged_out":
                     view = acd.agent(c.agent_id)
                     data = {"state": c.state, "since": _iso(now), "reason": c.reason, "queues": sorted(view.skills),
-                            "call_id": c.call_id, "engine": self.engine_id}
+                            "call_id": c.call_id, "phone_reachable": view.phone_reachable, "engine": self.engine_id}
                 changes.append(("agent", self._key("agents"), c.agent_id, data))
+            elif isinstance(c, cmd.PhoneStatusChanged):
+                # The agents on that phone, as they are, with the phone's news (their time in
+                # state is kept: the core's `since` is monotonic like `at`).
+                for view in acd.agents():
+                    if view.endpoint == c.endpoint and not any(
+                            isinstance(o, cmd.AgentStateChanged) and o.agent_id == view.agent_id for o in commands):
+                        since = now - timedelta(seconds=max(0.0, at - view.since))
+                        changes.append(("agent", self._key("agents"), view.agent_id, {
+                            "state": view.state.value, "since": _iso(since), "reason": view.reason,
+                            "queues": sorted(view.skills), "call_id": view.call_id,
+                            "phone_reachable": view.phone_reachable, "engine": self.engine_id}))
             elif isinstance(c, cmd.CallStateChanged):
                 data = None
                 if c.state != "ended":

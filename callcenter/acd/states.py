@@ -24,6 +24,11 @@ Agents
   * PAUSED (reason: break, training, follow_up, meeting, ... and the automatic no_answer,
     unavailable, elsewhere) ends with `AgentReady` or `AgentLoggedOut`; pausing again
     changes the reason.
+  * The agent's phone is reachable or not, beside the state (`PhoneUnreachable`,
+    `PhoneReachable`, by endpoint, logged in or not): an AVAILABLE agent whose phone is
+    not reachable is not rung ("话机离线") and takes calls again by itself when it is. A
+    phone lost while ringing cancels the ring (-> available, phone unreachable); a ring
+    that fails "unreachable" does the same and is not a no-answer.
 
 Calls
   * `CallQueued` puts a caller WAITING in its queue, ordered by priority (higher first),

@@ -77,6 +77,36 @@ class Shutdown(Event):
     at: float | None = None
 
 
+# --- agents' phones --------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ContactStatus(Event):
+    """A phone's contact changed: registered (Created), answered qualify (Reachable), did not
+    (Unreachable), unregistered or expired (Removed), re-registered (Updated)."""
+
+    aor: str
+    uri: str
+    status: str
+    endpoint_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointList(Event):
+    """One endpoint as PJSIPShowEndpoints lists it (the phones' snapshot): `device_state`
+    is "Unavailable" when none of its contacts is reachable; `contacts` "aor/uri,..."."""
+
+    action_id: str
+    endpoint: str
+    device_state: str
+    contacts: str
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointListComplete(Event):
+    action_id: str
+    listed: int
+
+
 # --- AsyncAGI --------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -420,6 +450,13 @@ def _uniqueid_or_empty(value: str) -> str:
 
 _BUILDERS: dict[str, Callable[[Fields], Event]] = {
     "FullyBooted": lambda f: FullyBooted(f.get("Status", ""), _int(f, "Uptime", 0)),
+    "ContactStatus": lambda f: ContactStatus(
+        f["AOR"], f.get("URI", ""), f["ContactStatus"], f.get("EndpointName", ""),
+    ),
+    "EndpointList": lambda f: EndpointList(
+        f.get("ActionID", ""), f["ObjectName"], f.get("DeviceState", ""), f.get("Contacts", ""),
+    ),
+    "EndpointListComplete": lambda f: EndpointListComplete(f.get("ActionID", ""), _int(f, "ListItems", 0)),
     "AsyncAGIStart": _async_agi_start,
     "AsyncAGIExec": _async_agi_exec,
     "AsyncAGIEnd": _plain(AsyncAGIEnd),

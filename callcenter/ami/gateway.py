@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from callcenter.ami.connection import AmiConnection
 from callcenter.ami.errors import AgiCommandFailed, AmiActionFailed, ChannelGone, UnsafeField
-from callcenter.ami.events import AgiResult, ChannelSnapshot, DBGetResponse
+from callcenter.ami.events import AgiResult, ChannelSnapshot, DBGetResponse, EndpointList
 from callcenter.ami.fields import check_value
 
 # A caller id shown on the far phone: '"name" <number>' never needs more.
@@ -62,6 +62,17 @@ def _bounded(value: int, field: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise UnsafeField(field, f"{value!r} is not a whole number from {low} to {high}")
     return value
+
+
+def contact_uris(item: EndpointList) -> tuple[str, ...]:
+    """The URIs of an endpoint's contacts: EndpointList's Contacts is "aor/uri,aor/uri,"."""
+    return tuple(part.strip().partition("/")[2] or part.strip() for part in item.contacts.split(",") if part.strip())
+
+
+def phone_reachable(item: EndpointList) -> bool:
+    """A phone is there when the endpoint has a contact and its device state is not
+    Unavailable (no contact, or every contact failed qualify)."""
+    return bool(contact_uris(item)) and item.device_state.lower() not in ("unavailable", "invalid")
 
 
 def agent_endpoint(endpoint_id: str) -> str:
@@ -337,6 +348,14 @@ class AmiGateway:
         after a reconnect means it restarted meanwhile."""
         reply = await self.connection.action({"Action": "CoreStatus"})
         return f"{reply.get('CoreStartupDate', '')} {reply.get('CoreStartupTime', '')}".strip()
+
+    async def phones(self) -> dict[str, tuple[bool, tuple[str, ...]]]:
+        """Every PJSIP endpoint: whether Asterisk can reach its phone now, and its contacts'
+        URIs (the snapshot beside ContactStatus events: at connect, after a reconnect, after
+        a failed ring)."""
+        items = await self.connection.action_list({"Action": "PJSIPShowEndpoints"})
+        return {item.endpoint: (phone_reachable(item), contact_uris(item))
+                for item in items if isinstance(item, EndpointList)}
 
     # --- helpers -----------------------------------------------------------------------
 

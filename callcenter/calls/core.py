@@ -7,7 +7,9 @@ calls/machine.py.
   answered; a menu message that ends the call → message_only; a callback taken → callback;
   a failure of ours → failed; Asterisk shutting down or restarting under it → cut_by_pbx
   (left out of the abandon and hang-up-first figures: nobody chose to leave).
-- A ring that is not answered has the ACD's reason from Asterisk's DIALSTATUS.
+- A ring that is not answered has the ACD's reason from Asterisk's DIALSTATUS: CHANUNAVAIL
+  (no contact to send the INVITE to, or the phone's transport failed) is "unreachable", a
+  phone that is not there, not an agent who did not pick up.
 - An adopted call resumes where Asterisk's snapshot shows the caller (`adoption`).
 """
 from __future__ import annotations
@@ -53,7 +55,7 @@ def disposition(phase_before_end: Phase, how: str) -> str:
     return DISPOSITION_BY_PHASE.get(phase_before_end, "failed")
 
 
-RING_FAILURES = {"NOANSWER": "no_answer", "BUSY": "busy", "CHANUNAVAIL": "unavailable",
+RING_FAILURES = {"NOANSWER": "no_answer", "BUSY": "busy", "CHANUNAVAIL": "unreachable",
                  "CONGESTION": "unavailable", "CANCEL": "no_answer", "DONTCALL": "unavailable",
                  "TORTURE": "unavailable", "INVALIDARGS": "unavailable", "": "no_answer"}
 

@@ -44,6 +44,7 @@ from callcenter.calls.core import END_NOTES, Adoption, EndNote, read_end_note
 from callcenter.calls.dial_policy import DialPolicy
 from callcenter.calls.models import Call
 from callcenter.calls.outbound import CallbackCalls
+from callcenter.calls.phones import Phones
 from callcenter.calls.screen_pop import ScreenPops
 from callcenter.calls.session import CONSULT, CallSession
 from callcenter.calls.store import CallStore
@@ -112,6 +113,7 @@ class Engine:
         # Calls the hotline places, by purpose (the dialplan's agi_arg_1): followup, callback.
         self.outbound_handlers: dict[str, Callable[[ami_ev.AsyncAGIStart], Awaitable[None]]] = {}
         self.callback_calls = CallbackCalls(self)
+        self.phones = Phones(self)
         self._originations: dict[str, asyncio.Future[ami_ev.OriginateResponse]] = {}
         self._consults: dict[str, CallSession] = {}         # by the colleague's endpoint
         # Plain functions that see every Asterisk event first (metrics, tests); never awaited.
@@ -132,6 +134,7 @@ class Engine:
             ami_ev.Shutdown: self._shutdown,
             ami_ev.OriginateResponse: self._originate_response,
             ami_ev.DTMFEnd: self._dtmf_end,
+            ami_ev.ContactStatus: self.phones.contact_status,
             ami_ev.Reconnected: self._reconnected,
             ami_ev.Disconnected: self._disconnected,
         }
@@ -177,6 +180,12 @@ class Engine:
 
     async def _on_connect(self, connection: AmiConnection) -> None:
         log.info("AMI connected to %s:%s", connection.settings.host, connection.settings.port)
+        # Which agents' phones Asterisk reaches now (at start and after every reconnect).
+        self.tasks.spawn(self.phones.sync(), name="phones-sync")
+
+    def keep_timer(self, timer: Any) -> None:
+        """A timer of this engine's, cancelled when it stops."""
+        self._timers.add(timer)
 
     # ------------------------------------------------------------------ Asterisk events
 
@@ -562,6 +571,10 @@ class Engine:
                          command.call_id)
             case acd_cmd.CallStateChanged():
                 pass   # published to the live state with the whole batch
+            case acd_cmd.PhoneStatusChanged(endpoint=endpoint, reachable=reachable):
+                log.info("phone %s %s", endpoint, "reachable" if reachable else "unreachable: its agents are not rung")
+                if not reachable:
+                    self.phones.lost(endpoint)
             case _:
                 assert_never(command)
 
@@ -758,6 +771,7 @@ class Engine:
                 "call_id": view.call_id if view else None,
                 "in_state_s": round(now - view.since, 1) if view else None,
                 "calls_taken": view.calls_taken if view else 0,
+                "phone_reachable": self.acd.phone_reachable(view.endpoint if view else f"PJSIP/{agent.id}"),
             })
         return out
 

@@ -148,9 +148,11 @@ class DialEnded:
 @dataclass(frozen=True)
 class DialReturned:
     """The Dial command came back (the ring, or the talk, is over). `caller_left`: Dial's
-    result said the caller's side hung up."""
+    result said the caller's side hung up. `status`: DIALSTATUS after it ("" unknown): when
+    no phone's channel was made (no contact: CHANUNAVAIL) no DialEnd tells it."""
 
     caller_left: bool
+    status: str = ""
 
 
 @dataclass(frozen=True)
@@ -648,7 +650,7 @@ class CallMachine:
         ring = self._ring_of(agent_id=command.agent_id)
         if ring is not None and self.phase is Phase.RINGING:
             self._set_ring(ring, replace(ring, cancelled=True, done=True))
-            return [EndAttempt(ring.agent_id, "cancelled"), *([HangUp(ring.channel)] if ring.channel else [])]
+            return [EndAttempt(ring.agent_id, command.why), *([HangUp(ring.channel)] if ring.channel else [])]
         # Not dialled yet: drop it from the inbox.
         self.inbox = tuple(
             RingGroup(tuple(r for r in c.rings if r.agent_id != command.agent_id)) if isinstance(c, RingGroup) else c
@@ -722,11 +724,12 @@ class CallMachine:
         self._expect(DIAL, e)
         if e.caller_left or self.cut_by_pbx:
             return []   # the caller's Hangup follows (the PBX's cut: nobody's failure)
-        return self._ring_failed("NOANSWER", at)
+        status = e.status.upper()
+        return self._ring_failed(status if status not in ("", "ANSWER", "CANCEL") else "NOANSWER", at)
 
     def _dial_refused(self, e: DialRefused, at: float) -> list[Command]:
         self._expect(DIAL, e)
-        return self._ring_failed("CHANUNAVAIL", at)
+        return self._ring_failed("INVALIDARGS", at)   # not a phone's failure: ours (unavailable)
 
     def _ring_failed(self, status: str, at: float) -> list[Command]:
         """Dial came back and nobody took the call: the caller waits again, same place."""

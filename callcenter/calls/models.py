@@ -75,7 +75,8 @@ class AgentAttempt(Base):
     agent_id: Mapped[str] = mapped_column(String(64), index=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # answered | no_answer | busy | unavailable | cancelled; a callback's: callback_answered |
+    # answered | no_answer | busy | unavailable | unreachable (the phone was not there, or vanished
+    # while it rang) | cancelled; a callback's: callback_answered |
     # callback_not_reached | callback_refused (the dial policy refused the number)
     result: Mapped[str | None] = mapped_column(String(32))
 

@@ -238,7 +238,17 @@ class CallSession:
                 result = await gw.dial_agents(ch, endpoints, timeout_s, "gmt")
                 # -1: the caller's side hung up (Asterisk reports the agent's leg hanging up
                 # before the caller's own channel, so only Dial's result tells who left first).
-                return m.DialReturned(caller_left=result.result == "-1")
+                if result.result == "-1":
+                    return m.DialReturned(caller_left=True)
+                # A phone with no contact makes no channel, so no DialEnd: DIALSTATUS says why
+                # (only asked while the ring is on: after a talk nobody needs it).
+                status = ""
+                if self.machine.phase is Phase.RINGING:
+                    try:
+                        status = await gw.get_variable(ch, "DIALSTATUS")
+                    except (ChannelGone, AmiError) as exc:
+                        log.info("%s DIALSTATUS not read (%s)", self.log_extra, type(exc).__name__)
+                return m.DialReturned(caller_left=False, status=status)
             case _:
                 raise TypeError(f"not a channel command: {command!r}")
         return None

@@ -54,6 +54,7 @@ def _words(request: web.Request) -> dict[str, Any]:
             "reasons": {k: gettext(v) for k, v in floor.PAUSE_REASON_LABELS.items()},
             "dispositions": {k: gettext(v) for k, v in floor.DISPOSITION_LABELS.items()},
             "calls": {k: gettext(v) for k, v in floor.CALL_STATE_LABELS.items()},
+            "phone": {k: gettext(v) for k, v in floor.PHONE_LABELS.items()},
             "alerts": {k: gettext(v) for k, v in floor.ALERT_LABELS.items()},
             "orders": {k: gettext(v) for k, v in views.STATE_LABELS.items()},
             "categories": _categories(request)}

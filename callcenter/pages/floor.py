@@ -30,6 +30,9 @@ PAUSE_REASON_LABELS = {
     "no_answer": N_("Did not answer"), "unavailable": N_("Phone unreachable"), "elsewhere": N_("Busy elsewhere"),
     "consult": N_("Consulting"), "adopted_call": N_("Call taken over"),
 }
+# Beside the state: Asterisk cannot reach the agent's phone (unregistered, or no answer to
+# qualify), so the agent is not rung until it is back.
+PHONE_LABELS = {"offline": N_("Phone offline")}
 CALL_STATE_LABELS = {"waiting": N_("Waiting"), "ringing": N_("Ringing"), "on_call": N_("On a call"),
                      "callback": N_("Callback kept"), "calling_back": N_("Calling back")}
 DISPOSITION_LABELS = {
@@ -90,13 +93,16 @@ def clock_text(seconds: float) -> str:
 
 
 def free_colleagues(snapshot: dict[str, Any], me: str | None) -> list[str]:
-    """Agents ready for a transfer or a consult now, by id (not the agent asking)."""
+    """Agents ready for a transfer or a consult now, by id (not the agent asking); not one
+    whose phone is offline."""
     agents = snapshot.get("agents") or {}
-    return sorted(a for a, data in agents.items() if a != me and (data or {}).get("state") == "available")
+    return sorted(a for a, data in agents.items() if a != me and (data or {}).get("state") == "available"
+                  and (data or {}).get("phone_reachable", True) is not False)
 
 
 def agent_rows(snapshot: dict[str, Any], now: datetime, thresholds: Thresholds) -> list[dict[str, Any]]:
-    """Every logged-in agent with state, reason, time in state and its colour, by id."""
+    """Every logged-in agent with state, reason, time in state, its colour and whether the
+    phone is offline, by id."""
     rows = []
     for agent_id, data in sorted((snapshot.get("agents") or {}).items()):
         data = data or {}
@@ -104,7 +110,8 @@ def agent_rows(snapshot: dict[str, Any], now: datetime, thresholds: Thresholds) 
         in_state = seconds_since(data.get("since"), now)
         rows.append({"id": agent_id, "state": state, "reason": data.get("reason"), "since": data.get("since") or "",
                      "in_state_s": in_state, "queues": data.get("queues") or [], "call_id": data.get("call_id"),
-                     "level": thresholds.level(state, in_state)})
+                     "level": thresholds.level(state, in_state),
+                     "phone_offline": data.get("phone_reachable", True) is False})
     return rows
 
 

@@ -208,7 +208,7 @@ class LiveSockets:
         if change.get("kind") != "agent":
             return False
         agent_id, data = str(change.get("id")), change.get("data")
-        free = isinstance(data, dict) and data.get("state") == "available"
+        free = isinstance(data, dict) and data.get("state") == "available" and data.get("phone_reachable") is not False
         was = self.free.get(agent_id)
         self.free[agent_id] = free
         return was is None or was != free

@@ -1,7 +1,8 @@
 """Hypothesis: random hotline days against the routing invariants.
 
-After every event: an agent never has two calls, is only ever rung from AVAILABLE, no caller is
-lost, and no available agent sits next to a waiting caller it may take. An event that raises
+After every event: an agent never has two calls, is only ever rung from AVAILABLE and with a
+reachable phone, no caller is lost, and no available agent with a reachable phone sits next
+to a waiting caller it may take. An event that raises
 leaves the core exactly as it was.
 """
 from __future__ import annotations
@@ -30,7 +31,7 @@ STRATEGIES = ["longest_idle", "fewest_calls", "round_robin", "ring_all"]
 def snapshot(acd: Acd) -> Any:
     return copy.deepcopy((
         acd.agents(), acd.calls(), [acd.queue_stats(q, 0.0) for q in acd.queue_names()],
-        sorted(acd._timers), {k: list(v) for k, v in acd._preferred.items()},
+        sorted(acd._timers), {k: list(v) for k, v in acd._preferred.items()}, sorted(acd._unreachable),
         {q: ({lv: list(line) for lv, line in acd._queues[q].lines.items()},
              {lv: list(pool) for lv, pool in acd._queues[q].pools.items()}) for q in acd.queue_names()},
     ))
@@ -84,6 +85,7 @@ class HotlineDay(RuleBasedStateMachine):
                 self.shadow[c.agent_id] = A(c.state)
             elif isinstance(c, cmd.RingAgent | cmd.PlaceCallback):
                 assert self.shadow[c.agent_id] == A.RINGING
+                assert self.acd.phone_reachable(c.endpoint), f"{c.agent_id} rung on an unreachable phone"
             elif isinstance(c, cmd.StartTimer):
                 self.timers.append(c.event)
             elif isinstance(c, cmd.CallbackExpired):
@@ -166,7 +168,12 @@ class HotlineDay(RuleBasedStateMachine):
             call_id, agent_id = data.draw(st.sampled_from(pairs))
             self.feed(ev.AgentAnswered(call_id, agent_id, self.now))
 
-    @rule(data=st.data(), reason=st.sampled_from(["no_answer", "busy", "unavailable", "reserved"]))
+    @rule(agent=st.sampled_from(AGENTS), reachable=st.booleans())
+    def phone_changes(self, agent: str, reachable: bool) -> None:
+        endpoint = f"PJSIP/{agent}"
+        self.feed(ev.PhoneReachable(endpoint, self.now) if reachable else ev.PhoneUnreachable(endpoint, self.now))
+
+    @rule(data=st.data(), reason=st.sampled_from(["no_answer", "busy", "unavailable", "unreachable", "reserved"]))
     def ring_fails(self, data: st.DataObject, reason: ev.RingFailure) -> None:
         pairs = self._ringing()
         if pairs:
@@ -246,7 +253,8 @@ class HotlineDay(RuleBasedStateMachine):
             return
         acd = self.acd
         for a in acd._agents.values():
-            if a.state != A.AVAILABLE:
+            if a.state != A.AVAILABLE or not acd.phone_reachable(a.endpoint):
+                assert not a.pool_keys, f"{a.agent_id} in a pool while {a.state} or with an unreachable phone"
                 continue
             assert not acd._preferred.get(a.agent_id), f"{a.agent_id} available with repeat callers waiting for them"
             for queue, skill in a.skills.items():

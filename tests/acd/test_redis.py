@@ -231,7 +231,8 @@ async def test_live_snapshot_shape_and_updates(redis_client: tuple[aioredis.Redi
     assert snap == {
         "queues": {"general": {"waiting": 5, "longest_wait_s": 42.0, "callbacks": 1}},
         "agents": {"a1": {"state": "ringing", "since": NOW.isoformat(), "reason": None,
-                          "queues": ["general", "leak"], "call_id": "c1", "engine": "e1"}},
+                          "queues": ["general", "leak"], "call_id": "c1", "phone_reachable": True,
+                          "engine": "e1"}},
         "calls": {
             "c1": {"caller": "13900000000", "queue": "general", "state": "ringing", "since": NOW.isoformat(),
                    "agent_id": "a1", "priority": 0, "engine": "e1"},
@@ -261,3 +262,17 @@ async def test_live_snapshot_shape_and_updates(redis_client: tuple[aioredis.Redi
     snap = await e2.snapshot()
     assert snap["agents"] == {} and snap["calls"] == {} and list(snap["engines"]) == ["e2"]
     assert snap["queues"] == {"general": {"waiting": 3, "longest_wait_s": 42.0, "callbacks": 1}}
+
+
+async def test_live_state_says_when_an_agents_phone_goes_and_comes_back(redis_client: tuple[aioredis.Redis, str]) -> None:
+    client, prefix = redis_client
+    live, acd = LiveState(client, prefix, "e1"), make_acd()
+    await live.publish_changes(acd.handle(ev.AgentLoggedIn("a1", "PJSIP/a1", {"general": 1}, 10.0)), acd, NOW, 10.0)
+    out = acd.handle(ev.PhoneUnreachable("PJSIP/a1", 40.0))
+    await live.publish_changes(out, acd, NOW + timedelta(seconds=30), 40.0)
+    row = (await live.snapshot())["agents"]["a1"]
+    # The state and its time are kept (available since login), the phone's news is added.
+    assert (row["state"], row["since"], row["phone_reachable"]) == ("available", NOW.isoformat(), False)
+    out = acd.handle(ev.PhoneReachable("PJSIP/a1", 50.0))
+    await live.publish_changes(out, acd, NOW + timedelta(seconds=40), 50.0)
+    assert (await live.snapshot())["agents"]["a1"]["phone_reachable"] is True

@@ -588,3 +588,29 @@ def test_random_lives_end_once_with_one_disposition_and_nothing_after(data: st.D
         else:
             assert acd_open, event
     assert not acd_open
+
+
+def test_a_phone_with_no_contact_is_stored_unreachable_not_no_answer() -> None:
+    """No contact: Asterisk makes no channel for the phone, so no DialEnd comes; Dial's
+    DIALSTATUS (CHANUNAVAIL) tells it, and the ACD hears "unreachable" (no auto-pause)."""
+    machine = built(P.RINGING)
+    out = feed(machine, m.DialReturned(caller_left=False, status="CHANUNAVAIL"))
+    assert out == [m.EndAttempt("1001", "unreachable"),
+                   m.FeedAcd(acd_ev.AgentRingFailed(call_id=CALL, agent_id="1001", reason="unreachable", at=10.0)),
+                   m.StartMusic()]
+    assert machine.phase is P.WAITING
+    machine2 = built(P.RINGING)   # Dial gave up in time: as before, not answered
+    assert feed(machine2, m.DialReturned(caller_left=False, status="NOANSWER"))[0] == m.EndAttempt("1001", "no_answer")
+
+
+def test_a_phone_that_vanished_mid_ring_is_stored_unreachable() -> None:
+    machine = built(P.RINGING)
+    feed(machine, m.RingStarted(AGENT))
+    assert feed(machine, m.AcdSays(acd_cmd.CancelRing(CALL, "1001", "unreachable"))) == [
+        m.EndAttempt("1001", "unreachable"), m.HangUp(AGENT)]
+    assert feed(machine, m.DialEnded(AGENT, "CANCEL"), m.DialReturned(caller_left=False, status="CANCEL")) == [
+        m.StartMusic()]
+    machine2 = built(P.RINGING)   # a DialEnd of CHANUNAVAIL (the phone's transport failed)
+    feed(machine2, m.RingStarted(AGENT))
+    assert feed(machine2, m.DialEnded(AGENT, "CHANUNAVAIL")) == [m.EndAttempt("1001", "unreachable"), m.FeedAcd(
+        acd_ev.AgentRingFailed(call_id=CALL, agent_id="1001", reason="unreachable", at=10.0))]

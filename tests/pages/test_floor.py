@@ -73,3 +73,12 @@ def test_clock_text_is_the_scripts() -> None:
 
 def test_a_moment_missing_or_unreadable_counts_as_now() -> None:
     assert floor.seconds_since(None, NOW) == 0 and floor.seconds_since("yesterday", NOW) == 0
+
+
+def test_an_agent_whose_phone_is_offline_is_shown_so_and_is_no_free_colleague() -> None:
+    snapshot = {**SNAPSHOT, "agents": {**SNAPSHOT["agents"],
+                                       "1004": {**SNAPSHOT["agents"]["1004"], "phone_reachable": False}}}
+    rows = {r["id"]: r for r in floor.agent_rows(snapshot, NOW, T)}
+    assert rows["1004"]["phone_offline"] is True and rows["1004"]["state"] == "available"
+    assert rows["1001"]["phone_offline"] is False            # a row from before phones were followed
+    assert floor.free_colleagues(snapshot, None) == ["1001"]

@@ -2,6 +2,8 @@
 hours (not since midnight) and this shift, bad input refused by name."""
 from __future__ import annotations
 
+import html
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -125,3 +127,25 @@ async def test_the_handover_page_drafts_is_accepted_by_another_and_closed(aiohtt
         done = await session.get(Handover, handover.id)
     assert done.accepted_by == "admin" and done.closed_at is not None and done.notes == "3 号泵站检修中"
     assert (await outgoing.post("/supervisor/handovers/99999999999/accept", json={}, headers=out_csrf)).status == 404
+
+
+async def test_the_wallboard_and_the_duty_page_say_when_an_agents_phone_is_offline(aiohttp_client, hotline) -> None:
+    from callcenter.web.keys import LIVE
+
+    live = hotline.app[LIVE]
+    before = await live.snapshot()
+
+    async def offline() -> dict:
+        return {**before, "agents": {**before["agents"], "1001": {"state": "available", "phone_reachable": False}}}
+
+    live.snapshot = offline     # type: ignore[method-assign]
+    client = await aiohttp_client(hotline.app)
+    await sign_in(client, "sup")
+    for page in ("/wallboard", "/supervisor"):
+        text = await (await client.get(page)).text()
+        row = re.search(r'<tr id="agent-1001".*?</tr>', text, re.S)
+        assert row and '<span class="tag phone-offline">话机离线</span>' in row.group(0), page
+        words = re.search(r"data-words='([^']*)'", text)
+        assert words and json.loads(html.unescape(words.group(1)))["phone"] == {"offline": "话机离线"}, page
+        other = re.search(r'<tr id="agent-1002".*?</tr>', text, re.S)
+        assert other and "话机离线" not in other.group(0)

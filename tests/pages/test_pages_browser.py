@@ -154,3 +154,28 @@ async def test_a_forbidden_page_is_the_chinese_403_page_with_a_way_home(chromium
     await page.wait_for_url("**/unit")
     # The browser reports the 403 document itself; nothing else may be an error.
     assert [e for e in watched.errors if "403" not in e] == []
+
+
+@pytest.mark.parametrize("width", list(WIDTHS))
+async def test_the_wallboard_and_the_duty_page_show_a_phone_going_offline_and_back_live(
+        chromium_browser, base_url, hotline, shots, width) -> None:
+    from callcenter.web.keys import LIVE
+
+    live = hotline.app[LIVE]
+    for path, name in (("/wallboard", "wallboard"), ("/supervisor", "supervisor")):
+        watched = await open_as(chromium_browser, base_url, "sup", width)
+        page = watched.page
+        await page.goto(path)
+        row = page.locator("#agent-1001")
+        await expect(row).to_contain_text("就绪")
+        await page.wait_for_timeout(300)          # the socket is open and has its snapshot
+        await live.changes.put({"kind": "agent", "id": "1001", "data": {
+            "state": "available", "since": "2026-12-01T03:00:00+00:00", "queues": ["leak"], "phone_reachable": False}})
+        await expect(row.locator(".phone-offline")).to_have_text("话机离线")
+        await no_sideways_scroll(page)
+        await page.screenshot(path=shots / f"{name}-phone-offline-{width}.png", full_page=True)
+        await live.changes.put({"kind": "agent", "id": "1001", "data": {
+            "state": "available", "since": "2026-12-01T03:00:00+00:00", "queues": ["leak"], "phone_reachable": True}})
+        await expect(row.locator(".phone-offline")).to_have_count(0)
+        assert watched.errors == [], watched.errors
+        await page.context.close()

@@ -111,10 +111,20 @@
     return node;
   }
 
+  // An agent's state cell, with the "phone offline" tag beside the state when there is one.
+  function stateCell(className, stateText, offlineText) {
+    var cell = el("td", className, stateText);
+    if (offlineText) {
+      cell.appendChild(document.createTextNode(" "));
+      cell.appendChild(el("span", "tag phone-offline", offlineText));
+    }
+    return cell;
+  }
+
   function readJson(node, name) {
     try { return JSON.parse(node.getAttribute(name) || "{}"); } catch (e) { return {}; }
   }
 
   window.Live = {LiveLink: LiveLink, secondsSince: secondsSince, clock: clock, level: level, el: el,
-                 readJson: readJson, now: function () { return Date.now() + skew; }};
+                 stateCell: stateCell, readJson: readJson, now: function () { return Date.now() + skew; }};
 })();

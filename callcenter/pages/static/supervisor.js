@@ -61,7 +61,7 @@
       var row = el("tr", "level-" + L.level(thresholds, a.state, L.secondsSince(a.since)));
       row.id = "agent-" + id;
       row.appendChild(el("td", "", id));
-      row.appendChild(el("td", "state-cell", word("states", a.state)));
+      row.appendChild(L.stateCell("state-cell", word("states", a.state), a.phone_reachable === false && word("phone", "offline")));
       row.appendChild(el("td", "", a.state === "paused" && a.reason ? word("reasons", a.reason) : ""));
       var since = el("td", "clock", L.clock(L.secondsSince(a.since)));
       since.setAttribute("data-since", a.since || "");
