@@ -171,6 +171,11 @@ class CallOrder(OneOrder):
     attached: bool
 
 
+class MaybeCallOrder(api.Answer):
+    order: OrderOut | None
+    attached: bool
+
+
 class OrderWithHistory(OneOrder):
     history: list[EventOut]
 
@@ -341,20 +346,24 @@ async def order_event(request: web.Request, path: OrderPath, body: OrderEventBod
 
 # ------------------------------------------------------------------ the desk during a call
 
-async def _call_of_desk(request: web.Request, call_id: str) -> Call:
-    """The call, if this user may file it: the agent rung for it (首问负责制), a supervisor or an admin."""
+async def _call_of_desk(request: web.Request, call_id: str, *, filing: bool) -> Call:
+    """The call, if this user may see (`filing` False) or file it: an agent rung for it sees it,
+    the agent who answered it files it (首问负责制: the order is theirs); supervisors and admins may
+    do both."""
     user = access.current_user(request)
     async with request.app[SESSIONMAKER]() as session:
         call = await session.get(Call, call_id)
         if call is None:
             raise json_exception(web.HTTPNotFound, f"no call {call_id}")
-        if user.role in (SUP, ADMIN):
+        if user.role in (SUP, ADMIN) or (user.agent_id is not None and call.agent_id == user.agent_id):
             return call
-        rung = user.agent_id is not None and (call.agent_id == user.agent_id or (await session.execute(
+        rung = user.agent_id is not None and (await session.execute(
             select(AgentAttempt.id).where(AgentAttempt.call_id == call_id, AgentAttempt.agent_id == user.agent_id)
-            .limit(1))).first() is not None)
+            .limit(1))).first() is not None
     if not rung:
         raise json_exception(web.HTTPForbidden, f"call {call_id} is not yours: only its agent files it")
+    if filing:
+        raise json_exception(web.HTTPConflict, f"call {call_id}: answer it first (whoever answers owns the case)")
     return call
 
 
@@ -363,13 +372,13 @@ def _call_order_json(order: WorkOrder, call_id: str) -> dict[str, Any]:
 
 
 @access.allow(AGENT, SUP, ADMIN)
-@api.route(summary="The order of a call: its own, or the open order it is attached to", path=CallPath,
-           responses={200: CallOrder, 403: api.Problem, 404: api.Problem})
+@api.route(summary="The order of a call: its own, or the open order it is attached to (null: not filed yet)",
+           path=CallPath, responses={200: MaybeCallOrder, 403: api.Problem, 404: api.Problem})
 async def call_order(request: web.Request, path: CallPath) -> web.Response:
-    await _call_of_desk(request, path.call_id)
+    await _call_of_desk(request, path.call_id, filing=False)
     found = await request.app[ORDERS].order_of_call(path.call_id)
     if found is None:
-        raise json_exception(web.HTTPNotFound, f"call {path.call_id} has no order yet")
+        return web.json_response({"order": None, "attached": False})   # not filed yet
     return web.json_response(_call_order_json(found[0], path.call_id))
 
 
@@ -378,7 +387,7 @@ async def call_order(request: web.Request, path: CallPath) -> web.Response:
            body=CallOrderBody, responses={200: CallOrder, 400: api.Problem, 403: api.Problem, **ERRORS})
 async def take_call(request: web.Request, path: CallPath, body: CallOrderBody) -> web.Response:
     user = access.current_user(request)
-    await _call_of_desk(request, path.call_id)
+    await _call_of_desk(request, path.call_id, filing=True)
     order = await _guard(lambda: request.app[ORDERS].take_call(
         path.call_id, user.agent_id or user.username, category=body.category, subcategory=body.subcategory,
         description=body.description, address=body.address, rights=_desk_rights(user, "correct")))
@@ -392,7 +401,7 @@ async def attach_call(request: web.Request, path: CallPath, body: AttachBody) ->
     user = access.current_user(request)
     if (body.order_id is None) == (body.outage_id is None):
         raise api.refuse("order_id", "give order_id or outage_id, one of them")
-    await _call_of_desk(request, path.call_id)
+    await _call_of_desk(request, path.call_id, filing=True)
     service, actor = request.app[ORDERS], user.agent_id or user.username
     if body.order_id is not None:
         order_id = body.order_id
