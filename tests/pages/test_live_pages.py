@@ -189,6 +189,10 @@ async def test_the_desk_logs_in_shows_the_callers_card_and_recovers_after_a_rest
     [order] = await _orders(live_hotline)
     assert (order.category, order.state, order.description, order.agent_id) == ("leak", "dispatched", "厨房水管破裂",
                                                                                 "1001")
+    await page.set_viewport_size({"width": WIDTHS["phone"][0], "height": WIDTHS["phone"][1]})
+    await no_sideways_scroll(page)                              # the desk on a phone's width too
+    await page.screenshot(path=shots / "agent-on-call-phone.png", full_page=True)
+    await page.set_viewport_size({"width": WIDTHS["desktop"][0], "height": WIDTHS["desktop"][1]})
 
     # The web server restarts under the page: its socket is cut, the page says so and comes back.
     port = live_hotline.server.port
