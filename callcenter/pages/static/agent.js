@@ -72,7 +72,7 @@
     list.appendChild(el("dd", "", value));
   }
 
-  function showPop(pop) {
+  function showPop(pop, restored) {
     shownPop = pop;
     var box = document.getElementById("pop");
     box.replaceChildren();
@@ -129,7 +129,7 @@
       calls.appendChild(item);
     });
     box.appendChild(calls);
-    showOrderForm(pop);
+    showOrderForm(pop, restored);
     if (document.hidden) {
       popWhileHidden = true;
       document.title = "【" + said.ringing + "】" + title;
@@ -196,7 +196,7 @@
     return button;
   }
 
-  function showOrderForm(pop) {
+  function showOrderForm(pop, restored) {
     if (!pop.call_id || (filing && filing.call_id === pop.call_id)) { return; }
     filing = {call_id: pop.call_id, order: null};
     orderBox.hidden = false;
@@ -222,7 +222,9 @@
     if (pop.outage && pop.outage.outage_id) {
       attach.appendChild(attachButton(said.attach_outage + " #" + pop.outage.outage_id, {outage_id: pop.outage.outage_id}));
     }
-    // Back after a reload or a lost connection: the call may be filed already.
+    // Back after a reload or a lost connection (the pop came with a snapshot): the call may be
+    // filed already. A pop that has just rung is not.
+    if (!restored) { return; }
     var callId = pop.call_id;
     callApi("GET", "/api/calls/" + encodeURIComponent(callId) + "/order").then(function (answer) {
       if (answer.order && filing && filing.call_id === callId) { filed(answer); }
@@ -353,7 +355,7 @@
       agents = data.agents || {};
       setMe(agents[agentId]);
       showColleagues();
-      if (popFits(data.screen_pop)) { showPop(data.screen_pop); }
+      if (popFits(data.screen_pop)) { showPop(data.screen_pop, true); }
     },
     change: function (change) {
       if (change.kind === "agent") {
@@ -361,7 +363,7 @@
         if (change.id === agentId) { setMe(change.data); }
         showColleagues();
       } else if (change.kind === "screen_pop" && change.id === agentId && change.data) {
-        showPop(change.data);
+        showPop(change.data, false);
       }
     }
   }, "?view=desk");
