@@ -148,6 +148,51 @@ async def test_the_desk_pops_the_callers_open_order_within_a_second_and_dispatch
     await line.no_channels_left()
 
 
+async def test_one_click_attaches_the_call_to_the_running_outages_order(
+        hotline: Hotline, chromium_browser: Browser, shots: Path) -> None:  # noqa: F811
+    """An outage in the caller's area has its order already (its first caller's): the desk
+    attaches this call to it in one click; the call's end opens no other order."""
+    from callcenter.workorders.models import WorkOrderCall
+
+    line, number, now = hotline, "13912340004", datetime.now(UTC)
+    await seed_caller(line, number)
+    first = f"outage-first-{uuid.uuid4().hex[:8]}"
+    # Entered as the duty manager enters it: the callers from the area hear it before the menu.
+    outage = await line.built.notices.create(kind="temporary", areas=["幸福小区"], starts_at=now - timedelta(hours=1),
+                                             ends_at=now + timedelta(hours=3), text="幸福小区管道抢修停水",
+                                             cause="主管道爆裂", by="sup")
+    async with line.sessionmaker() as session, session.begin():
+        session.add(Call(id=first, uniqueid=first, linkedid=first, channel="PJSIP/trunk-0", caller_number="13900000099",
+                         arrived_at=now - timedelta(minutes=30), category="outage", agent_id="1002", queue="leak",
+                         disposition="answered", closed=True))
+    outage_order = await line.built.workorders.attach_to_outage(first, outage.id, "1002")
+    await line.engine.login("1001")
+    agent = await start_agent(line, "1001", hangup_after_ms=60_000)
+    desk = await open_as(chromium_browser, line.built.url, "a1001")
+    page = desk.page
+    await expect(page.locator("#state")).to_have_text("就绪")
+    caller = await start_caller(line, "caller_outage", caller_scenario(
+        # a key during the notice goes on to the menu (1 would leave), then 2 for a leak
+        number=number, keys=(Key("3", 1000), Key("2", MENU_KEY_AFTER_MS)), hangup_after_ms=10_000))
+    await expect(page.locator("#pop .outage")).to_contain_text("幸福小区管道抢修停水", timeout=20_000)
+    await expect(page.locator("#state")).to_have_text("通话中", timeout=15_000)
+    [attempt] = await _attempts(line, "1001")
+    await wait_until(lambda: _answered_by(line, attempt.call_id, "1001"), 5, "the record says 1001 answered")
+    await page.locator("#order").get_by_role("button", name=f"来电并入停水工单 #{outage.id}").click()
+    await expect(page.locator("#order-said")).to_contain_text(f"来电已并入工单 #{outage_order.id}")
+    await expect(page.locator("#order-form")).to_be_hidden()
+    await page.screenshot(path=shots / "live-agent-outage-attached-desktop.png", full_page=True)
+    await expect_ok(caller)
+    await expect_ok(agent)
+    await wait_until(lambda: _closed(line, attempt.call_id), 15, "the call's record is closed")
+    async with line.sessionmaker() as session:
+        kept = await session.get(WorkOrderCall, attempt.call_id)
+    assert kept is not None and (kept.order_id, kept.actor) == (outage_order.id, "1001")
+    assert not [o for o in await line.work_orders() if o.call_id == attempt.call_id]   # no order of its own
+    assert desk.errors == []
+    await line.no_channels_left()
+
+
 async def _attempts(line: Hotline, agent_id: str) -> list[AgentAttempt]:
     async with line.sessionmaker() as session:
         return list((await session.execute(select(AgentAttempt).where(AgentAttempt.agent_id == agent_id))).scalars())
