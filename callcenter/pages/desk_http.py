@@ -77,7 +77,18 @@ async def agent_page(request: web.Request) -> web.Response:
                   queues=[q.name for q in settings.queues], reasons=PAUSE_REASONS,
                   reason_labels=floor.PAUSE_REASON_LABELS, state_labels=floor.AGENT_STATE_LABELS,
                   colleagues=floor.free_colleagues(snapshot, user.agent_id),
-                  wrapup_s=settings.acd.wrapup_s, thresholds=floor.Thresholds.of(settings).as_dict())
+                  wrapup_s=settings.acd.wrapup_s, thresholds=floor.Thresholds.of(settings).as_dict(),
+                  order_categories=_order_categories(request), urgency_labels=views.URGENCY_LABELS)
+
+
+def _order_categories(request: web.Request) -> dict[str, dict[str, Any]]:
+    """What the desk's order form shows of each category (names, unit, urgency): the categories
+    file's, as the order service reads it. The deadlines are the service's to compute."""
+    service = request.app.get(workorders_http.ORDERS)
+    if service is None:
+        return {}
+    return {key: {"name": c.name, "unit": c.unit, "urgency": c.urgency, "field": c.needs_field_work,
+                  "subcategories": dict(c.subcategories)} for key, c in service.categories.categories.items()}
 
 
 async def agent_figures(request: web.Request, agent_id: str, since: datetime) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from callcenter.web.keys import SESSIONMAKER, SETTINGS
 from callcenter.workorders import http as workorders_http
 from callcenter.workorders import photos
 from callcenter.workorders.deadlines import add_working_days
-from callcenter.workorders.models import FollowUp, OrderPhoto, WorkOrder
+from callcenter.workorders.models import FollowUp, OrderPhoto, WorkOrder, WorkOrderCall
 
 STATIC_DIR = Path(__file__).with_name("static")
 AGENT, QA, SUP, ADMIN, UNIT = access.AGENT, access.QA, access.SUPERVISOR, access.ADMIN, access.UNIT
@@ -322,8 +322,10 @@ async def _order_context(request: web.Request, order: WorkOrder) -> dict[str, An
     async with request.app[SESSIONMAKER]() as session:
         followups = list((await session.execute(select(FollowUp).where(FollowUp.order_id == order.id)
                                                 .order_by(FollowUp.due_at))).scalars())
+        attached = select(WorkOrderCall.call_id).where(WorkOrderCall.order_id == order.id)
         calls = list((await session.execute(
-            select(Call).where((Call.id == order.call_id) | (Call.caller_number == order.caller_number))
+            select(Call).where((Call.id == order.call_id) | (Call.caller_number == order.caller_number)
+                               | Call.id.in_(attached))
             .order_by(Call.arrived_at.desc()).limit(20))).scalars())
         order_photos = list((await session.execute(select(OrderPhoto).where(OrderPhoto.order_id == order.id)
                                                    .order_by(OrderPhoto.id))).scalars())

@@ -37,7 +37,7 @@ EVENT_LABELS = {
     "send_back": N_("Sent back by the unit"), "follow_up_agrees": N_("Follow-up: satisfied"),
     "follow_up_contradicts": N_("Follow-up: not resolved"), "adjudicate": N_("Adjudicated"),
     "archive": N_("Archived"), "extend": N_("Extended"), "escalate": N_("Escalated"),
-    "photo": N_("Photo added"),
+    "photo": N_("Photo added"), "attach_call": N_("Call attached"), "outage_order": N_("Opened for the outage"),
 }
 ACTION_LABELS = {"dispatch": N_("Dispatch"), "resolve": N_("Resolve"), "escalate": N_("Escalate"),
                  "adjudicate": N_("Adjudicate"), "archive": N_("Archive"), "extend": N_("Extend")}

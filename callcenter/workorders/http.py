@@ -28,6 +28,7 @@ from aiohttp import web
 from pydantic import Field
 from sqlalchemy import select
 
+from callcenter.calls.models import AgentAttempt, Call
 from callcenter.web import access, api
 from callcenter.web.auth import json_error, json_exception
 from callcenter.web.keys import SESSIONMAKER, SETTINGS
@@ -38,7 +39,7 @@ from callcenter.workorders.handover import HandoverError, HandoverService
 from callcenter.workorders.models import FollowUp, WorkOrder, WorkOrderEvent
 from callcenter.workorders.render import FORMATS, render
 from callcenter.workorders.reports import KINDS, ReportError, build_for, default_when
-from callcenter.workorders.service import Rights, WorkOrderService
+from callcenter.workorders.service import CallAlreadyFiled, Rights, WorkOrderService
 
 ORDERS = web.AppKey("workorders", WorkOrderService)
 FOLLOWUPS = web.AppKey("followups", FollowUpService)
@@ -77,6 +78,19 @@ class OrderPatch(api.Body):
     subcategory: api.Name | None = None
     description: api.Paragraph | None = None
     address: Annotated[str, api.text(500, multiline=True)] | None = None
+
+
+class CallPath(api.Path):
+    call_id: Annotated[str, api.text(36, min_length=1)]
+
+
+class CallOrderBody(OrderPatch):
+    """The desk's order form, sent during the call (every field as it stands in the form)."""
+
+
+class AttachBody(api.Body):
+    order_id: api.Id | None = Field(None, description="an open order: the caller's own, usually")
+    outage_id: api.Id | None = Field(None, description="the outage running in the caller's area: its order")
 
 
 class OrderEventBody(api.Body):
@@ -153,6 +167,15 @@ class OneOrder(api.Answer):
     order: OrderOut
 
 
+class CallOrder(OneOrder):
+    attached: bool
+
+
+class MaybeCallOrder(api.Answer):
+    order: OrderOut | None
+    attached: bool
+
+
 class OrderWithHistory(OneOrder):
     history: list[EventOut]
 
@@ -205,7 +228,7 @@ def order_json(order: WorkOrder) -> dict[str, Any]:
             "address": order.address, "account": order.account, "urgency": order.urgency, "unit": order.unit,
             "agent_id": order.agent_id, "state": order.state, "returns": order.returns,
             "escalation_level": order.escalation_level, "needs_review": order.needs_review,
-            "repeat_of": order.repeat_of, "created_at": iso(order.created_at), "dispatch_by": iso(order.dispatch_by),
+            "repeat_of": order.repeat_of, "outage_id": order.outage_id, "created_at": iso(order.created_at), "dispatch_by": iso(order.dispatch_by),
             "arrive_by": iso(order.arrive_by), "result_by": iso(order.result_by), "reply_by": iso(order.reply_by)}
 
 
@@ -228,7 +251,7 @@ async def _guard(action: Callable[[], Awaitable[Any]]) -> Any:
         raise json_exception(web.HTTPNotFound, str(exc)) from None
     except PermissionError as exc:
         raise json_exception(web.HTTPForbidden, str(exc)) from None
-    except (lifecycle.IllegalTransition, AutomatedFollowUp) as exc:
+    except (lifecycle.IllegalTransition, AutomatedFollowUp, CallAlreadyFiled) as exc:
         raise json_exception(web.HTTPConflict, str(exc)) from None
     except (CategoryError, ValueError) as exc:
         raise json_exception(web.HTTPBadRequest, str(exc)) from None
@@ -319,6 +342,76 @@ async def order_event(request: web.Request, path: OrderPath, body: OrderEventBod
     else:
         order = await _guard(lambda: service.apply(order_id, lifecycle.Event(name), actor, reason, rights=rights))
     return web.json_response({"order": order_json(order)})
+
+
+# ------------------------------------------------------------------ the desk during a call
+
+async def _call_of_desk(request: web.Request, call_id: str, *, filing: bool) -> Call:
+    """The call, if this user may see (`filing` False) or file it: an agent rung for it sees it,
+    the agent who answered it files it (首问负责制: the order is theirs); supervisors and admins may
+    do both."""
+    user = access.current_user(request)
+    async with request.app[SESSIONMAKER]() as session:
+        call = await session.get(Call, call_id)
+        if call is None:
+            raise json_exception(web.HTTPNotFound, f"no call {call_id}")
+        if user.role in (SUP, ADMIN) or (user.agent_id is not None and call.agent_id == user.agent_id):
+            return call
+        rung = user.agent_id is not None and (await session.execute(
+            select(AgentAttempt.id).where(AgentAttempt.call_id == call_id, AgentAttempt.agent_id == user.agent_id)
+            .limit(1))).first() is not None
+    if not rung:
+        raise json_exception(web.HTTPForbidden, f"call {call_id} is not yours: only its agent files it")
+    if filing:
+        raise json_exception(web.HTTPConflict, f"call {call_id}: answer it first (whoever answers owns the case)")
+    return call
+
+
+def _call_order_json(order: WorkOrder, call_id: str) -> dict[str, Any]:
+    return {"order": order_json(order), "attached": order.call_id != call_id}
+
+
+@access.allow(AGENT, SUP, ADMIN)
+@api.route(summary="The order of a call: its own, or the open order it is attached to (null: not filed yet)",
+           path=CallPath, responses={200: MaybeCallOrder, 403: api.Problem, 404: api.Problem})
+async def call_order(request: web.Request, path: CallPath) -> web.Response:
+    await _call_of_desk(request, path.call_id, filing=False)
+    found = await request.app[ORDERS].order_of_call(path.call_id)
+    if found is None:
+        return web.json_response({"order": None, "attached": False})   # not filed yet
+    return web.json_response(_call_order_json(found[0], path.call_id))
+
+
+@access.allow(AGENT, SUP, ADMIN)
+@api.route(summary="Open (or correct) the call's own order from the desk's form, during the call", path=CallPath,
+           body=CallOrderBody, responses={200: CallOrder, 400: api.Problem, 403: api.Problem, **ERRORS})
+async def take_call(request: web.Request, path: CallPath, body: CallOrderBody) -> web.Response:
+    user = access.current_user(request)
+    await _call_of_desk(request, path.call_id, filing=True)
+    order = await _guard(lambda: request.app[ORDERS].take_call(
+        path.call_id, user.agent_id or user.username, category=body.category, subcategory=body.subcategory,
+        description=body.description, address=body.address, rights=_desk_rights(user, "correct")))
+    return web.json_response(_call_order_json(order, path.call_id))
+
+
+@access.allow(AGENT, SUP, ADMIN)
+@api.route(summary="Attach the call to an open order or to the running outage's order, instead of a new one",
+           path=CallPath, body=AttachBody, responses={200: CallOrder, 400: api.Problem, 403: api.Problem, **ERRORS})
+async def attach_call(request: web.Request, path: CallPath, body: AttachBody) -> web.Response:
+    user = access.current_user(request)
+    if (body.order_id is None) == (body.outage_id is None):
+        raise api.refuse("order_id", "give order_id or outage_id, one of them")
+    await _call_of_desk(request, path.call_id, filing=True)
+    service, actor = request.app[ORDERS], user.agent_id or user.username
+    if body.order_id is not None:
+        order_id = body.order_id
+        order = await _guard(lambda: service.attach_call(path.call_id, order_id, actor))
+    else:
+        outage_id = body.outage_id
+        assert outage_id is not None
+        order = await _guard(lambda: service.attach_to_outage(path.call_id, outage_id, actor,
+                                                              rights=_desk_rights(user, "correct")))
+    return web.json_response(_call_order_json(order, path.call_id))
 
 
 # ------------------------------------------------------------------ field units (责任单位)
@@ -491,6 +584,9 @@ def setup_routes(app: web.Application) -> None:
     r.add_get(r"/api/orders/{order_id}", get_order)
     r.add_patch(r"/api/orders/{order_id}", correct_order)
     r.add_post(r"/api/orders/{order_id}/events", order_event)
+    r.add_get(r"/api/calls/{call_id}/order", call_order)
+    r.add_post(r"/api/calls/{call_id}/order", take_call)
+    r.add_post(r"/api/calls/{call_id}/attach", attach_call)
     r.add_get("/api/unit/orders", unit_orders)
     r.add_post(r"/api/unit/orders/{order_id}/{action}", unit_action)
     r.add_get("/api/followups", followup_list)

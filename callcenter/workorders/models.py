@@ -31,6 +31,9 @@ class WorkOrder(Base):
     repeat_of: Mapped[int | None] = mapped_column(Integer, index=True)
     # The call was transferred between agents (followed up by policy, like repeat cases).
     transferred: Mapped[bool] = mapped_column(default=False)
+    # The outage's order (the one case an outage opens): later callers about the same outage
+    # are attached to it (WorkOrderCall) instead of opening a case each.
+    outage_id: Mapped[int | None] = mapped_column(Integer, index=True)
     # The deadline the watcher last warned about (so it warns once per deadline).
     warned: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
@@ -51,6 +54,19 @@ class WorkOrderEvent(Base):
     from_state: Mapped[str | None] = mapped_column(String(16))
     to_state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class WorkOrderCall(Base):
+    """A later call about a case that is already open: attached to that order (the caller's own
+    open order, or the outage's) instead of opening a new one. A call has one order at most:
+    its own (WorkOrder.call_id) or the one it is attached to here."""
+
+    __tablename__ = "work_order_calls"
+
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(64))
 
 
 class FollowUp(Base):

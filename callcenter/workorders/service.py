@@ -11,17 +11,23 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.calls.models import AgentAttempt, Call
+from callcenter.notices.models import Outage
 from callcenter.workorders import lifecycle
 from callcenter.workorders.alerts import AlertSink, order_alert, send_all
 from callcenter.workorders.categories import Categories, CategoryError
 from callcenter.workorders.deadlines import order_deadlines
-from callcenter.workorders.models import Customer, WorkOrder, WorkOrderEvent
+from callcenter.workorders.models import Customer, WorkOrder, WorkOrderCall, WorkOrderEvent
 
 log = logging.getLogger(__name__)
 DRAFT_FALLBACK_CATEGORY = "other"
 COMPLAINT = "complaint"
+OUTAGE = "outage"          # the category an outage's order is opened in (when the categories have it)
 OPEN_STATES = tuple(s.value for s in lifecycle.OPEN)
 MAX_EXTENSION_HOURS = 72   # a category the file no longer has: the file's default
+
+
+class CallAlreadyFiled(Exception):
+    """The call has an order already (its own, or one it is attached to): a call is one case."""
 
 
 class ExtensionTooLong(PermissionError):
@@ -56,9 +62,9 @@ class WorkOrderService:
         """The order of a call, drafted once: replaying the same call end returns the same order."""
         now = now or datetime.now(UTC)
         async with self.sessionmaker() as session:
-            existing = (await session.execute(select(WorkOrder).where(WorkOrder.call_id == call_id))).scalar_one_or_none()
+            existing = await self._order_of_call(session, call_id)
             if existing is not None:
-                return existing
+                return existing   # its own, or the open order the agent attached it to
             call = await session.get(Call, call_id)
             if call is None:
                 raise LookupError(f"no call {call_id!r}")
@@ -107,6 +113,106 @@ class WorkOrderService:
             except lifecycle.IllegalTransition:
                 pass   # closed in between: nothing left to escalate
             await send_all(self.sinks, order_alert("escalated", order, reason, now))
+        return order
+
+    @staticmethod
+    async def _order_of_call(session: AsyncSession, call_id: str) -> WorkOrder | None:
+        own = (await session.execute(select(WorkOrder).where(WorkOrder.call_id == call_id))).scalar_one_or_none()
+        if own is not None:
+            return own
+        attached = await session.get(WorkOrderCall, call_id)
+        return None if attached is None else await session.get(WorkOrder, attached.order_id)
+
+    async def order_of_call(self, call_id: str) -> tuple[WorkOrder, bool] | None:
+        """The call's order and whether the call is attached to it (not its own); None before either."""
+        async with self.sessionmaker() as session:
+            order = await self._order_of_call(session, call_id)
+        return None if order is None else (order, order.call_id != call_id)
+
+    async def attached_calls(self, order_id: int) -> list[str]:
+        async with self.sessionmaker() as session:
+            return list((await session.execute(select(WorkOrderCall.call_id).where(WorkOrderCall.order_id == order_id)
+                                               .order_by(WorkOrderCall.at))).scalars())
+
+    # ------------------------------------------------------------------ the desk, during the call
+
+    async def take_call(self, call_id: str, actor: str, *, category: str | None = None,
+                        subcategory: str | None = None, description: str | None = None,
+                        address: str | None = None, now: datetime | None = None,
+                        rights: Rights | None = None) -> WorkOrder:
+        """The desk's order form sent during the call: the call's order is drafted now as every
+        call's is (draft_from_call: the menu's category, the customer's address, the category's
+        urgency, unit and deadlines from the call's arrival) and completed with what the agent
+        wrote (correct). Sent again, it corrects the same order; the call's end drafts no other.
+        Refused (CallAlreadyFiled) for a call attached to another order."""
+        async with self.sessionmaker() as session:
+            attached = await session.get(WorkOrderCall, call_id)
+        if attached is not None:
+            raise CallAlreadyFiled(f"call {call_id} is attached to order {attached.order_id}")
+        order = await self.draft_from_call(call_id, now)
+        if category is None and subcategory is None and description is None and address is None:
+            return order
+        return await self.correct(order.id, actor, category=category, subcategory=subcategory,
+                                  description=description, address=address, now=now, rights=rights)
+
+    async def attach_call(self, call_id: str, order_id: int, actor: str, now: datetime | None = None) -> WorkOrder:
+        """One click instead of a new order: the call is attached to an open order (the caller's
+        own, or the outage's), in its audit trail; its end drafts nothing. A complaint attached to
+        the caller's own open order is a second complaint (二次投诉): the order is escalated, as a
+        drafted one would be. Attaching again to the same order changes nothing."""
+        now = now or datetime.now(UTC)
+        async with self.sessionmaker() as session, session.begin():
+            call = await session.get(Call, call_id)
+            if call is None:
+                raise LookupError(f"no call {call_id!r}")
+            order = await session.get(WorkOrder, order_id, with_for_update=True)
+            if order is None:
+                raise LookupError(f"no work order {order_id}")
+            filed = await self._order_of_call(session, call_id)
+            if filed is not None:
+                if filed.id == order_id and filed.call_id != call_id:
+                    return order
+                raise CallAlreadyFiled(f"call {call_id} is already in order {filed.id}")
+            if order.state not in OPEN_STATES:
+                raise lifecycle.IllegalTransition(f"order {order_id} is '{order.state}': open a new order for the call")
+            session.add(WorkOrderCall(call_id=call_id, order_id=order_id, at=now, actor=actor))
+            session.add(WorkOrderEvent(order_id=order_id, at=now, actor=actor, event="attach_call",
+                                       from_state=order.state, to_state=order.state,
+                                       reason=f"call {call_id} from {call.caller_number}"))
+            second = call.category == COMPLAINT and call.caller_number == order.caller_number
+        if second:
+            reason = f"second complaint (二次投诉) from {call.caller_number}: call {call_id}"
+            order = await self.apply(order_id, lifecycle.Event.ESCALATE, actor="engine", reason=reason, now=now)
+            await send_all(self.sinks, order_alert("escalated", order, reason, now))
+        return order
+
+    async def attach_to_outage(self, call_id: str, outage_id: int, actor: str, now: datetime | None = None,
+                               rights: Rights | None = None) -> WorkOrder:
+        """The call is about the outage running in the caller's area: attached to the outage's
+        order; the first such call opens that order (in the outage category, with the notice's
+        text), so an outage is one case and not a hundred."""
+        now = now or datetime.now(UTC)
+        async with self.sessionmaker() as session:
+            outage = await session.get(Outage, outage_id)
+            if outage is None:
+                raise LookupError(f"no outage {outage_id}")
+            if outage.cancelled or not outage.starts_at <= now < outage.ends_at:
+                raise ValueError(f"outage_id: outage {outage_id} is not running now")
+            master = (await session.execute(
+                select(WorkOrder).where(WorkOrder.outage_id == outage_id, WorkOrder.state.in_(OPEN_STATES))
+                .order_by(WorkOrder.id).limit(1))).scalar_one_or_none()
+        if master is not None:
+            return await self.attach_call(call_id, master.id, actor, now)
+        category = OUTAGE if OUTAGE in self.categories.categories else None
+        order = await self.take_call(call_id, actor, category=category, description=outage.text, now=now,
+                                     rights=rights)
+        async with self.sessionmaker() as session, session.begin():
+            row = await session.get(WorkOrder, order.id, with_for_update=True)
+            assert row is not None
+            row.outage_id = outage_id
+            session.add(WorkOrderEvent(order_id=row.id, at=now, actor=actor, event="outage_order",
+                                       from_state=row.state, to_state=row.state, reason=f"outage {outage_id}"))
+            order = row
         return order
 
     async def apply(self, order_id: int, event: lifecycle.Event, actor: str, reason: str = "",

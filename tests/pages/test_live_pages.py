@@ -51,15 +51,18 @@ class CustomerPop:
     """What the customer look-up adds to the screen pop (its fields as the engine will publish them)."""
 
     async def screen_pop(self, caller_number: str) -> dict[str, Any]:
+        """In the shape callcenter/calls/screen_pop.py builds (its docstring)."""
         now = datetime.now(UTC)
-        return {"caller_number": caller_number,
-                "customer": {"name": "张三", "account": "YH-0012345", "address": "幸福路 12 号 3 单元 501"},
-                "open_orders": [{"id": 7, "category": "leak", "state": "dispatched",
+        return {"caller": caller_number, "customer_name": "张三", "account": "YH-0012345",
+                "address": "幸福路 12 号 3 单元 501", "area": "幸福小区",
+                "open_orders": [{"order_id": 7, "category": "leak", "state": "dispatched",
                                  "created_at": (now - timedelta(hours=2)).isoformat(), "owner": "1002"},
-                                {"id": 3, "category": "leak", "state": "accepted",
+                                {"order_id": 3, "category": "leak", "state": "accepted",
                                  "created_at": (now - timedelta(days=2)).isoformat(), "owner": "1003"}],
-                "outage": {"id": 4, "text": "幸福小区管道抢修停水", "areas": ["幸福小区"],
-                           "ends_at": (now + timedelta(hours=3)).isoformat()}}
+                "open_orders_total": 2,
+                "outage": {"outage_id": 4, "kind": "temporary", "text": "幸福小区管道抢修停水",
+                           "starts_at": (now - timedelta(hours=1)).isoformat(),
+                           "ends_at": (now + timedelta(hours=3)).isoformat(), "announced_late": False}}
 
     async def call_closed(self, call_id: str) -> None:
         return None
@@ -75,6 +78,7 @@ class LiveHotline:
     make_app: Any
     server: TestServer
     base_url: str
+    sessionmaker: Any
 
 
 @asynccontextmanager
@@ -95,7 +99,7 @@ async def _live_hotline(settings, sessionmaker, redis, prefix) -> AsyncIterator[
     await engine.start(wait_s=5)
     server = TestServer(await make_app(), host="127.0.0.1")
     await server.start_server()
-    hotline = LiveHotline(line, live, make_app, server, str(server.make_url("")).rstrip("/"))
+    hotline = LiveHotline(line, live, make_app, server, str(server.make_url("")).rstrip("/"), sessionmaker)
     try:
         yield hotline
     finally:
@@ -120,6 +124,15 @@ async def _pop_kept(live: LiveState, agent_id: str) -> None:
     async with asyncio.timeout(10):
         while not await live.redis.hexists(f"{live.prefix}live:pops", agent_id):  # noqa: ASYNC110 (bounded)
             await asyncio.sleep(0.01)
+
+
+async def _orders(hotline: LiveHotline) -> list[Any]:
+    from sqlalchemy import select
+
+    from callcenter.workorders.models import WorkOrder
+
+    async with hotline.sessionmaker() as session:
+        return list((await session.execute(select(WorkOrder))).scalars())
 
 
 def _state(line: FakeLine, agent_id: str = "1001") -> str:
@@ -158,7 +171,29 @@ async def test_the_desk_logs_in_shows_the_callers_card_and_recovers_after_a_rest
     await line.dial_sent()
     line.agent_answers(AGENT_CHANNEL)
     await expect(state).to_have_text("通话中")
+    # The order form, filled from the call: the menu's category (a leak, urgent, the repair team),
+    # the customer's address; one click would attach the call to an open order or the outage's.
+    form = page.locator("#order")
+    await expect(form.get_by_label("类别")).to_have_value("leak")
+    await expect(form.get_by_label("地址")).to_have_value("幸福路 12 号 3 单元 501")
+    await expect(page.locator("#order-urgency")).to_have_text("紧急")
+    await expect(page.locator("#order-unit")).to_have_text("repair_team")
+    await expect(form.get_by_role("button", name="来电并入工单 #3 漏水")).to_be_visible()
+    await expect(form.get_by_role("button", name="来电并入停水工单 #4")).to_be_visible()
+    await form.get_by_label("诉求内容").fill("厨房水管破裂")
+    await form.get_by_role("button", name="生成工单").click()
+    await expect(page.locator("#order-said")).to_contain_text("工单已保存")
+    await expect(page.locator("#dispatch-unit")).to_have_text("repair_team")
     await page.screenshot(path=shots / "agent-on-call-desktop.png", full_page=True)
+    await form.get_by_role("button", name="派单到责任单位").click()
+    await expect(page.locator("#order-said")).to_contain_text("已派往 repair_team")
+    [order] = await _orders(live_hotline)
+    assert (order.category, order.state, order.description, order.agent_id) == ("leak", "dispatched", "厨房水管破裂",
+                                                                                "1001")
+    await page.set_viewport_size({"width": WIDTHS["phone"][0], "height": WIDTHS["phone"][1]})
+    await no_sideways_scroll(page)                              # the desk on a phone's width too
+    await page.screenshot(path=shots / "agent-on-call-phone.png", full_page=True)
+    await page.set_viewport_size({"width": WIDTHS["desktop"][0], "height": WIDTHS["desktop"][1]})
 
     # The web server restarts under the page: its socket is cut, the page says so and comes back.
     port = live_hotline.server.port
@@ -253,7 +288,7 @@ async def test_the_snapshot_carries_the_agents_own_last_pop_only(live_hotline) -
             assert "screen_pops" not in snapshot   # nobody gets everyone's pops
             assert ("screen_pop" in snapshot) is has_pop, username
             if has_pop:
-                assert snapshot["screen_pop"]["caller_number"] == CALLER_NUMBER
+                assert snapshot["screen_pop"]["caller"] == CALLER_NUMBER
             http.cookie_jar.clear()
 
 
