@@ -223,12 +223,15 @@ class LiveSockets:
     `send_buffer` bytes or more (its client does not read) is skipped, and its changes wait,
     coalesced; one that falls `max_pending` things behind is closed with 1013 (TOO_SLOW) and
     comes back with a fresh snapshot. No socket holds up another, and none has a task or a
-    queue of its own.
+    queue of its own. A desk's colleagues becoming free or busy (its transfer list; forty a
+    second at twenty calls a second, to every desk) are written every `colleagues_s`, or with
+    the desk's own next change, whichever comes first: its own state is never held back.
     """
 
     def __init__(self, per_user: int, max_pending: int = 256, send_buffer: int = 256 * 1024,
-                 retry_s: float = 0.05) -> None:
+                 retry_s: float = 0.05, colleagues_s: float = 0.25) -> None:
         self.per_user = per_user
+        self.colleagues_s = colleagues_s
         self.max_pending = max_pending
         self.send_buffer = send_buffer
         self.retry_s = retry_s
@@ -241,6 +244,10 @@ class LiveSockets:
         self._dirty: set[LiveSocket] = set()
         self._flush_soon: asyncio.Handle | None = None          # this turn's flush
         self._retry_at: asyncio.TimerHandle | None = None      # the lagging sockets' next try
+        # Desks whose only news is colleagues becoming free or busy: written together every
+        # `colleagues_s` (or with the desk's own next change), not one write per colleague.
+        self._colleagues: set[LiveSocket] = set()
+        self._colleagues_at: asyncio.TimerHandle | None = None
         self._closings: set[asyncio.Task[None]] = set()
         self._next_read: asyncio.Future[SnapshotRead] | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -299,6 +306,7 @@ class LiveSockets:
         self.open.discard(sock)
         self.others.discard(sock)
         self._dirty.discard(sock)
+        self._colleagues.discard(sock)
         agent_id = sock.desk_of
         if agent_id is not None:
             desks = self.desks.get(agent_id)
@@ -374,6 +382,18 @@ class LiveSockets:
             if len(pending) > self.max_pending:
                 self.close(sock, TOO_SLOW, "too slow: reconnect for a fresh snapshot")
                 continue
+            if flips and self.colleagues_s > 0 and sock.desk_of not in (None, change.get("id")):
+                self._colleagues.add(sock)
+                if self._colleagues_at is None:
+                    self._colleagues_at = asyncio.get_running_loop().call_later(self.colleagues_s,
+                                                                                 self._colleagues_due)
+            else:
+                self._mark(sock)
+
+    def _colleagues_due(self) -> None:
+        self._colleagues_at = None
+        due, self._colleagues = self._colleagues, set()
+        for sock in due:
             self._mark(sock)
 
     def _mark(self, sock: LiveSocket) -> None:
@@ -459,10 +479,10 @@ class LiveSockets:
 
     async def close_all(self) -> None:
         """Close every socket now (shutdown: their handlers are about to be cancelled)."""
-        for handle in (self._flush_soon, self._retry_at):
+        for handle in (self._flush_soon, self._retry_at, self._colleagues_at):
             if handle is not None:
                 handle.cancel()
-        self._flush_soon = self._retry_at = None
+        self._flush_soon = self._retry_at = self._colleagues_at = None
         if self._reader is not None:
             self._reader.cancel()
         for sock in list(self.open):

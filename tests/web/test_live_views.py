@@ -76,7 +76,7 @@ async def a_turn() -> None:
 
 
 async def test_a_desk_hears_its_own_steps_and_colleagues_only_when_they_become_free_or_busy() -> None:
-    live = sockets.LiveSockets(per_user=4)
+    live = sockets.LiveSockets(per_user=4, colleagues_s=0)     # colleagues at once, for this test
     _, desk, _ = opened(live, ME, "d1", view=sockets.DESK)
     _, board, _ = opened(live, SUP, "w1")
     for state in ("available", "ringing", "on_call", "wrap_up", "available"):
@@ -93,6 +93,22 @@ async def test_a_desk_hears_its_own_steps_and_colleagues_only_when_they_become_f
     assert heard == [("agent", "1002", "available"), ("agent", "1002", "ringing"), ("agent", "1002", "available"),
                      ("agent", "1001", "on_call"), ("screen_pop", "1001", None)]
     assert len(messages(board.data)) == 10          # the wallboard hears everything
+
+
+async def test_a_desk_gets_its_colleagues_together_and_its_own_state_at_once() -> None:
+    live = sockets.LiveSockets(per_user=4, colleagues_s=0.05)
+    _, desk, _ = opened(live, ME, "d1", view=sockets.DESK)
+    _, board, _ = opened(live, SUP, "w1")
+    for n in range(5):                                     # five colleagues become busy
+        live.publish({"kind": "agent", "id": f"20{n}", "data": {"state": "ringing"}})
+        await a_turn()
+    assert desk.writes == 0 and board.writes == 5          # the wallboard: each at once
+    await asyncio.sleep(0.08)
+    assert desk.writes == 1 and [c["id"] for c in messages(desk.data)] == [f"20{n}" for n in range(5)]
+    live.publish({"kind": "agent", "id": "300", "data": {"state": "ringing"}})
+    live.publish({"kind": "agent", "id": "1001", "data": {"state": "ringing"}})   # its own: at once, with the rest
+    await a_turn()
+    assert desk.writes == 2 and [c["id"] for c in messages(desk.data)][-2:] == ["300", "1001"]
 
 
 async def test_a_wallboard_screen_gets_no_screen_pop_and_no_callers_number() -> None:
