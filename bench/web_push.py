@@ -265,6 +265,10 @@ async def engine_main(rate: float, seconds: float, n_agents: int, n_wallboards: 
     clients.stdin.close()
     out = json.loads((await asyncio.wait_for(clients.stdout.read(), 600)).decode().strip().splitlines()[-1])
     await clients.wait()
+    from callcenter.web.app import LIVE_SOCKETS
+    fan_out = app[LIVE_SOCKETS]
+    sent = {"frames": fan_out.frames_written, "socket_writes": fan_out.writes,
+            "call_record_transactions": engine.store.writer.transactions}
     await server.close()
     await engine.stop()
     await fake.close()
@@ -283,7 +287,7 @@ async def engine_main(rate: float, seconds: float, n_agents: int, n_wallboards: 
             "p50_ms": round(percentile(latencies, 50), 1) if latencies else None,
             "p99_ms": round(percentile(latencies, 99), 1) if latencies else None,
             "max_ms": round(max(latencies), 1) if latencies else None, "by_state": out["by_state"],
-            "rss_mb": round(peak_rss, 1), "clients_rss_mb": out["clients_rss_mb"],
+            "rss_mb": round(peak_rss, 1), "clients_rss_mb": out["clients_rss_mb"], **sent,
             "redis_subscriptions": subscriptions}
 
 

@@ -25,6 +25,7 @@ from callcenter.acd import commands as cmd
 from callcenter.acd.core import Acd
 
 log = logging.getLogger(__name__)
+FOLLOWER_BACKLOG = 10_000    # changes a follower of `updates()` may be behind before it loses them
 
 
 def _iso(when: datetime) -> str:
@@ -44,6 +45,8 @@ class LiveState:
         # its own task, and two batches racing on two connections could leave an agent shown
         # "available" after their pause (the later state written first). The lock is FIFO.
         self._in_order = asyncio.Lock()
+        self._followers: set[asyncio.Queue[dict[str, Any] | RedisError]] = set()
+        self._listening: asyncio.Task[None] | None = None
 
     def _key(self, kind: str) -> str:
         return f"{self.prefix}live:{kind}"
@@ -177,23 +180,69 @@ class LiveState:
         }
 
     async def updates(self) -> AsyncIterator[dict[str, Any]]:
-        """Every change published by any engine, as it happens (until cancelled)."""
-        pubsub = self.redis.pubsub()
-        await pubsub.subscribe(self.channel)
+        """Every change published by any engine, as it happens (until cancelled).
+
+        Every follower in this process (the web's fan-out, the shared hotline's reconcile) is
+        fed from one subscription, each change decoded once: one subscription per engine. The
+        subscription is made for the first follower and ends with the last. A follower that falls
+        FOLLOWER_BACKLOG changes behind, and every follower when the connection is lost, gets
+        `LiveLost` raised (RedisError): what came meanwhile is lost to it, it follows again."""
+        backlog: asyncio.Queue[dict[str, Any] | RedisError] = asyncio.Queue(maxsize=FOLLOWER_BACKLOG)
+        self._followers.add(backlog)
+        if self._listening is None or self._listening.done():
+            self._listening = asyncio.get_running_loop().create_task(self._listen(), name=f"live {self.channel}")
         try:
+            while True:
+                item = await backlog.get()
+                if isinstance(item, RedisError):
+                    raise item
+                yield item
+        finally:
+            self._followers.discard(backlog)
+            if not self._followers and self._listening is not None:
+                self._listening.cancel()    # the last follower is gone, and so is the subscription
+                self._listening = None
+
+    async def _listen(self) -> None:
+        pubsub = self.redis.pubsub()
+        try:
+            await pubsub.subscribe(self.channel)
             async for message in pubsub.listen():
                 if message.get("type") != "message":
                     continue
                 try:
-                    yield json.loads(message["data"])
+                    change = json.loads(message["data"])
                 except (TypeError, ValueError):
                     log.warning("live channel %s: not JSON, skipped: %r", self.channel, message.get("data"))
+                    continue
+                for backlog in list(self._followers):
+                    try:
+                        backlog.put_nowait(change)
+                    except asyncio.QueueFull:
+                        self._lost(backlog, LiveLost(f"a follower of {self.channel} fell {FOLLOWER_BACKLOG} "
+                                                     "changes behind"))
+        except (RedisError, OSError) as exc:
+            for backlog in list(self._followers):
+                self._lost(backlog, LiveLost(f"{self.channel}: {exc}"))
         finally:
             # Closing the connection ends the subscription. Errors here are swallowed: when
-            # the follower is cancelled, an error raised in this clean-up would replace the
-            # cancellation, and the follower would take it for a lost connection and retry.
+            # the task is cancelled, an error raised in this clean-up would replace the
+            # cancellation.
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()
+
+
+    def _lost(self, backlog: asyncio.Queue[dict[str, Any] | RedisError], error: RedisError) -> None:
+        """What the follower had not read is dropped and nothing more is queued for it: it reads
+        the error next (and follows again, anew)."""
+        self._followers.discard(backlog)
+        while not backlog.empty():
+            backlog.get_nowait()
+        backlog.put_nowait(error)
+
+
+class LiveLost(RedisError):
+    """Changes of the live channel were lost to a follower (connection lost, or it lagged)."""
 
 
 def _need_text(redis: aioredis.Redis, who: str) -> None:

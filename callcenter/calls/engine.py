@@ -169,6 +169,7 @@ class Engine:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.tasks.close()
+        await self.store.flush()    # the call records' last writes
         await self.connection.close()
 
     async def _tick_loop(self) -> None:

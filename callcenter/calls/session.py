@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, assert_never
 from callcenter.ami.errors import AmiError, AmiUnavailable, ChannelGone, UnsafeField
 from callcenter.calls import machine as m
 from callcenter.calls.core import Phase
+from callcenter.calls.store import Attempt
 from callcenter.recording.finalize import RecordingError, finalise, recording_path
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class CallSession:
     # When an adopted call's talk began (its recording's start), if it had one.
     adopted_talk_mono: float | None = None
     machine: m.CallMachine = field(init=False)
-    attempts: dict[str, int | None] = field(default_factory=dict)   # the open attempt of each agent rung
+    attempts: dict[str, Attempt] = field(default_factory=dict)   # the open attempt of each agent rung
     raw_recording: Path | None = None
     recording_started: float | None = None
     recording_ended: float | None = None
@@ -64,7 +65,8 @@ class CallSession:
     # Asterisk's own time of the end: the caller's channel hung up, or the PBX going down.
     hung_up_at: datetime | None = None
     cut_at: datetime | None = None
-    opened: asyncio.Event = field(default_factory=asyncio.Event)   # the record exists
+    # The record's open is asked for (what the store writes after it finds the row).
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
     ended: asyncio.Event = field(default_factory=asyncio.Event)    # closed, or handed over
     _channel_lane: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     _side_lane: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
@@ -280,20 +282,20 @@ class CallSession:
                 self.tell(m.QueueFound(open_now, await engine.preferred_agent_for(self.caller_number)))
             case m.FeedAcd(event=event):
                 await engine.feed_acd(event)
+            # The record's writes are asked for, not waited for: the store writes them in order
+            # (after the call's open), and the call's next step does not wait for the disk.
             case m.OpenRecord():
-                try:
-                    await engine.store.open(
-                        id=self.call_id, uniqueid=self.uniqueid, linkedid=self.linkedid, channel=self.channel,
-                        engine_id=engine.engine_id, caller_number=self.caller_number, caller_name=self.caller_name,
-                        dialled_number=self.dialled_number, arrived_at=self.arrived_at)
-                finally:
-                    self.opened.set()
+                engine.store.open(
+                    id=self.call_id, uniqueid=self.uniqueid, linkedid=self.linkedid, channel=self.channel,
+                    engine_id=engine.engine_id, caller_number=self.caller_number, caller_name=self.caller_name,
+                    dialled_number=self.dialled_number, arrived_at=self.arrived_at)
+                self.opened.set()
             case m.UpdateRecord(fields=fields, stamps=stamps):
-                await engine.store.update(self.call_id, **fields, **{name: now() for name in stamps})
+                engine.store.update(self.call_id, **fields, **{name: now() for name in stamps})
             case m.AddAttempt(agent_id=agent_id):
-                self.attempts[agent_id] = await engine.store.add_attempt(self.call_id, agent_id, now())
+                self.attempts[agent_id] = engine.store.add_attempt(self.call_id, agent_id, now())
             case m.EndAttempt(agent_id=agent_id, result=result):
-                await engine.store.end_attempt(self.call_id, self.attempts.pop(agent_id, None), result, now())
+                engine.store.end_attempt(self.call_id, self.attempts.pop(agent_id, None), result, now())
             case m.StartRecording():
                 await self._start_recording()
             case m.AdoptRecording():
@@ -427,7 +429,7 @@ class CallSession:
             return
         self.answered_mono = self.engine.clock.monotonic()
         await self.opened.wait()
-        await self.engine.store.update(
+        self.engine.store.update(       # written after the open; the call's events need not wait for it
             self.call_id, engine_answered_at=self.engine.clock.now(),
             answer_latency_ms=round((self.answered_mono - self.arrived_mono) * 1000, 3),
         )

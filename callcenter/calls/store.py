@@ -1,5 +1,10 @@
 """The call records in the database (async). One row per call, one per agent attempt.
 
+The writes (`open`, `update`, `add_attempt`, `end_attempt`) go through one `SerialWriter`
+(db/writer.py): in the order they were asked, batched, one transaction at a time. Each returns
+at once something to await (its commit) or not: a call's steps need not wait for the disk,
+and the writes after a call's `open` find its row, since they are written after it.
+
 Writes never stop a call: a failed write is retried a few times and then logged with the
 call id and every field it carried, so nothing said about the call is lost from the logs.
 """
@@ -7,70 +12,85 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Generator
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from callcenter.calls.models import AgentAttempt, Call
+from callcenter.db.writer import SerialWriter
 
 log = logging.getLogger(__name__)
 
 RETRIES = 3
 
 
+class Attempt:
+    """An agent attempt asked to be written. `await` it for its row id (None if it could not
+    be written); `end_attempt` takes it at once, before it is written (it is written after)."""
+
+    def __init__(self) -> None:
+        self.id: int | None = None
+        self.written: asyncio.Future[int | None] | None = None
+
+    def __await__(self) -> Generator[Any, None, int | None]:
+        assert self.written is not None
+        return self.written.__await__()
+
+
 class CallStore:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.sessionmaker = sessionmaker
+        self.writer = SerialWriter(sessionmaker, retries=RETRIES)
 
-    async def _retry(self, what: str, call_id: str, fields: dict[str, Any], work: Any) -> Any:
-        for attempt in range(1, RETRIES + 1):
-            try:
-                async with self.sessionmaker() as session, session.begin():
-                    return await work(session)
-            except SQLAlchemyError as exc:
-                if attempt == RETRIES:
-                    log.error("call %s: %s failed after %d tries, fields=%r: %s", call_id, what, attempt, fields, exc)
-                    return None
-                await asyncio.sleep(0.05 * attempt)
-        return None
+    async def flush(self) -> None:
+        """Wait until every write asked so far is in the database."""
+        await self.writer.flush()
 
-    async def open(self, **fields: Any) -> None:
+    def open(self, **fields: Any) -> asyncio.Future[None]:
         async def work(session: AsyncSession) -> None:
             session.add(Call(**fields))
 
-        await self._retry("open", fields["id"], fields, work)
+        return self.writer.submit(work, f"call {fields['id']}: open, fields={fields!r}")
 
-    async def update(self, call_id: str, **fields: Any) -> None:
+    def update(self, call_id: str, **fields: Any) -> asyncio.Future[None]:
         async def work(session: AsyncSession) -> None:
             await session.execute(update(Call).where(Call.id == call_id).values(**fields))
 
-        await self._retry("update", call_id, fields, work)
+        return self.writer.submit(work, f"call {call_id}: update, fields={fields!r}")
 
-    async def add_attempt(self, call_id: str, agent_id: str, started_at: datetime) -> int | None:
-        fields = {"agent_id": agent_id, "started_at": started_at}
+    def add_attempt(self, call_id: str, agent_id: str, started_at: datetime) -> Attempt:
+        attempt = Attempt()
 
         async def work(session: AsyncSession) -> int:
-            attempt = AgentAttempt(call_id=call_id, agent_id=agent_id, started_at=started_at)
-            session.add(attempt)
+            attempt.id = None     # a batch rolled back and written again gets a new id
+            row = AgentAttempt(call_id=call_id, agent_id=agent_id, started_at=started_at)
+            session.add(row)
             await session.flush()
-            return attempt.id
+            attempt.id = row.id
+            return row.id
 
-        result: int | None = await self._retry("add_attempt", call_id, fields, work)
-        return result
+        attempt.written = self.writer.submit(
+            work, f"call {call_id}: add_attempt, fields={ {'agent_id': agent_id, 'started_at': started_at}!r}")
+        return attempt
 
-    async def end_attempt(self, call_id: str, attempt_id: int | None, result: str, ended_at: datetime) -> None:
-        if attempt_id is None:
-            return
+    def end_attempt(self, call_id: str, attempt: Attempt | int | None, result: str, ended_at: datetime
+                    ) -> asyncio.Future[None]:
         fields = {"result": result, "ended_at": ended_at}
+        if attempt is None:     # never written: nothing to end
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
 
         async def work(session: AsyncSession) -> None:
-            await session.execute(update(AgentAttempt).where(AgentAttempt.id == attempt_id).values(**fields))
+            attempt_id = attempt.id if isinstance(attempt, Attempt) else attempt
+            if attempt_id is not None:
+                await session.execute(update(AgentAttempt).where(AgentAttempt.id == attempt_id).values(**fields))
 
-        await self._retry("end_attempt", call_id, fields, work)
+        return self.writer.submit(work, f"call {call_id}: end_attempt, fields={fields!r}")
 
     async def get(self, call_id: str) -> Call | None:
         async with self.sessionmaker() as session:

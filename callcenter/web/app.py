@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import threading
@@ -43,7 +42,7 @@ from callcenter.web.keys import (
     LiveSource,
 )
 from callcenter.web.metrics import HotlineMetrics
-from callcenter.web.sockets import LiveSockets, snapshot_for
+from callcenter.web.sockets import LiveSockets, snapshot_for, snapshot_text
 
 log = logging.getLogger(__name__)
 TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
@@ -243,24 +242,21 @@ async def live_socket(request: web.Request, query: LiveView) -> web.WebSocketRes
     """A snapshot, then every change (as this user may see them) until the socket closes;
     ?view=desk: only what the agent's desk shows (web/sockets.py)."""
     user, credential = access.current_user(request), request[CREDENTIAL]
-    ws = web.WebSocketResponse(heartbeat=20)
+    # Uncompressed: the fan-out writes each change's frame, built once, to every socket's
+    # transport (web/sockets.py); per-socket compression would make that once per socket.
+    ws = web.WebSocketResponse(heartbeat=20, compress=False)
     await ws.prepare(request)
     sockets = request.app[LIVE_SOCKETS]
     sock = sockets.add(ws, user, credential, query.view)   # before the snapshot: no change falls between
-    pump: asyncio.Task[None] | None = None
     try:
-        snapshot = snapshot_for(await request.app[LIVE].snapshot(), user)
-        await ws.send_str(json.dumps({"kind": "snapshot", "data": snapshot}, ensure_ascii=False, default=str))
-        pump = asyncio.create_task(sockets.pump(sock))
+        read = await sockets.snapshot(request.app[LIVE])
+        await ws.send_str(snapshot_text(read, snapshot_for(read.data, user, query.view)))
+        sockets.started(sock, request.transport)
         async for message in ws:
             if message.type == WSMsgType.ERROR:
                 break
     finally:
         sockets.forget(sock)
-        if pump is not None:
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await pump
     return ws
 
 

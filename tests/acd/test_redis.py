@@ -276,3 +276,53 @@ async def test_live_state_says_when_an_agents_phone_goes_and_comes_back(redis_cl
     out = acd.handle(ev.PhoneReachable("PJSIP/a1", 50.0))
     await live.publish_changes(out, acd, NOW + timedelta(seconds=40), 50.0)
     assert (await live.snapshot())["agents"]["a1"]["phone_reachable"] is True
+
+
+async def _subscriptions(client: aioredis.Redis, channel: str) -> int:
+    return int((await client.pubsub_numsub(channel))[0][1])
+
+
+async def test_the_followers_of_one_engine_share_one_subscription(redis_client: tuple[aioredis.Redis, str],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The web's fan-out and the shared hotline both follow the live changes: one subscription
+    for the engine, each gets every change; one that falls behind loses them and is told so."""
+    from callcenter.acd import live as live_module
+
+    client, prefix = redis_client
+    live = LiveState(client, prefix, "e1")
+    monkeypatch.setattr(live_module, "FOLLOWER_BACKLOG", 3)
+    heard: dict[str, list[str]] = {"fan-out": [], "reconcile": []}
+    lost: list[Exception] = []
+
+    async def follow(name: str, slow: asyncio.Event | None = None) -> None:
+        try:
+            async for change in live.updates():
+                heard[name].append(change["id"])
+                if slow is not None:
+                    await slow.wait()
+        except live_module.LiveLost as exc:
+            lost.append(exc)
+
+    stuck = asyncio.Event()
+    followers = [asyncio.create_task(follow("fan-out")), asyncio.create_task(follow("reconcile", stuck))]
+    async with asyncio.timeout(5):
+        while await _subscriptions(client, live.channel) != 1:   # noqa: ASYNC110 (bounded)
+            await asyncio.sleep(0.01)
+    for n in range(6):
+        await live.publish_agent(f"a{n}", "available", NOW)
+    async with asyncio.timeout(5):
+        while len(heard["fan-out"]) < 6:   # noqa: ASYNC110 (bounded)
+            await asyncio.sleep(0.01)
+    stuck.set()                            # the slow one reads on: it is told what it lost
+    async with asyncio.timeout(5):
+        while not lost:                    # noqa: ASYNC110 (bounded)
+            await asyncio.sleep(0.01)
+    assert heard["fan-out"] == [f"a{n}" for n in range(6)]
+    assert heard["reconcile"] == ["a0"] and "fell 3 changes behind" in str(lost[0])   # stuck on its first
+    assert await _subscriptions(client, live.channel) == 1
+    for task in followers:
+        task.cancel()
+    await asyncio.gather(*followers, return_exceptions=True)
+    async with asyncio.timeout(5):
+        while await _subscriptions(client, live.channel) != 0:   # noqa: ASYNC110 (bounded): the last one gone
+            await asyncio.sleep(0.01)
