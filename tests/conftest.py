@@ -39,6 +39,7 @@ pytest_plugins = ["tests.real_hotline"]
 SHARED_FIXTURES = {"rig": "asterisk", "gateway": "kannel"}
 
 
+@pytest.hookimpl(tryfirst=True)   # before xdist's own hook reads the groups (it runs on each worker)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
