@@ -29,8 +29,9 @@ from callcenter.web import users
 POSTGRES_ADMIN_URL = os.environ.get("CALLCENTER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("CALLCENTER_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
-# The real Asterisk's fixtures (rig, sipp, hotline ...), one registration for every folder.
-pytest_plugins = ["tests.real_hotline"]
+# The real Asterisk's fixtures (rig, sipp, hotline ...) and the browser's (chromium_browser, shots),
+# one registration for every folder.
+pytest_plugins = ["tests.real_hotline", "tests.browser"]
 
 # Tests that share one thing of the machine run one after another on one worker when the suite
 # runs in parallel (pytest-xdist, `--dist loadgroup`): the real Asterisk (one root, ports 5038

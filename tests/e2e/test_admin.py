@@ -10,35 +10,23 @@ page holds in the running hotline at once — no restart.
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from callcenter.sipp import Key, agent_scenario, caller_scenario, expect_ok, register_scenario
 from callcenter.workorders.models import Customer
 from tests.e2e.conftest import WEB_USERS, Hotline
 from tests.e2e.test_spine import MENU_KEY_AFTER_MS, start_agent, start_caller
-from tests.pages.conftest import CHROMIUM
 
 pytestmark = pytest.mark.asterisk
 ADMIN = {"username": "root", "password": "admin-password-1", "role": "admin"}
 WITH_ADMIN = [{"users": [*WEB_USERS, ADMIN]}]
 SIP_PASSWORD = "sip-password-1006"
 SHOTS = Path(__file__).resolve().parents[2] / "var" / "test-results" / "pages"
-
-
-@pytest.fixture
-async def chromium() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required"])
-        yield browser
-        await browser.close()
 
 
 async def admin_page(browser: Browser, line: Hotline, width: int = 1280) -> tuple[Page, list[str]]:
@@ -63,9 +51,9 @@ async def shot(page: Page, name: str) -> None:
 
 @pytest.mark.parametrize("hotline", WITH_ADMIN, indirect=True)
 async def test_an_agent_added_on_the_page_registers_logs_in_and_takes_a_leak_call(hotline: Hotline,
-                                                                                 chromium: Browser) -> None:
+                                                                                 chromium_browser: Browser) -> None:
     line = hotline
-    page, errors = await admin_page(chromium, line)
+    page, errors = await admin_page(chromium_browser, line)
     await page.goto("/admin/agents")
     await page.get_by_label("座席工号（SIP 用户名，3 至 8 位数字）").fill("1006")
     await page.get_by_label("姓名").fill("王芳")
@@ -103,12 +91,12 @@ async def test_an_agent_added_on_the_page_registers_logs_in_and_takes_a_leak_cal
 
 
 @pytest.mark.parametrize("hotline", WITH_ADMIN, indirect=True)
-async def test_office_hours_changed_on_the_page_route_the_next_caller(hotline: Hotline, chromium: Browser) -> None:
+async def test_office_hours_changed_on_the_page_route_the_next_caller(hotline: Hotline, chromium_browser: Browser) -> None:
     line = hotline
     now = datetime.now(ZoneInfo(line.settings.hotline.timezone))
     later = (now.hour + 2) % 24
     hours = f"{later:02d}:00-{later:02d}:30"             # leak is closed now
-    page, errors = await admin_page(chromium, line, width=390)
+    page, errors = await admin_page(chromium_browser, line, width=390)
     await page.goto("/admin/queues")
     editor = page.locator('details[data-edit-queue="leak"]')
     await editor.locator("summary").click()
@@ -135,13 +123,13 @@ async def test_office_hours_changed_on_the_page_route_the_next_caller(hotline: H
 
 @pytest.mark.parametrize("hotline", WITH_ADMIN, indirect=True)
 async def test_an_outage_entered_on_the_page_is_heard_by_a_caller_from_the_area(hotline: Hotline,
-                                                                              chromium: Browser) -> None:
+                                                                              chromium_browser: Browser) -> None:
     line = hotline
     async with line.sessionmaker() as session, session.begin():
         session.add(Customer(number="13922220001", account="A-1", address="东区幸福路 1 号", area="east"))
     tz = ZoneInfo(line.settings.hotline.timezone)
     now = datetime.now(tz).replace(second=0, microsecond=0)
-    page, errors = await admin_page(chromium, line)
+    page, errors = await admin_page(chromium_browser, line)
     await page.goto("/admin/notices")
     await page.get_by_label("影响区域（用逗号分隔）").fill("east")
     await page.get_by_label("开始时间").fill((now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))

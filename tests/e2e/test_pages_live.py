@@ -39,8 +39,8 @@ from callcenter.workorders.models import Customer, WorkOrder
 from tests.conftest import REDIS_URL
 from tests.e2e.conftest import WEB_USERS, Hotline, free_port, rig_overrides, wait_until
 from tests.e2e.test_spine import MENU_KEY_AFTER_MS, start_agent, start_caller
-from tests.pages.conftest import chromium_browser, shots  # noqa: F401 (the fixtures, shared with tests/pages)
-from tests.pages.test_pages_browser import WIDTHS, Watched
+from tests.pages.test_pages_browser import Watched
+from tests.pages.test_pages_browser import open_as as pages_open_as
 
 pytestmark = pytest.mark.asterisk
 
@@ -58,16 +58,8 @@ WATCH_TEXT = """([selector, text]) => new Promise((resolve) => {
 
 
 async def open_as(browser: Browser, base_url: str, username: str, width: str = "desktop") -> Watched:
-    w, h = WIDTHS[width]
-    context = await browser.new_context(viewport={"width": w, "height": h}, base_url=base_url, locale="zh-CN")
-    watched = Watched(await context.new_page())
-    page = watched.page
-    await page.goto("/login")
-    await page.get_by_label("用户名").fill(username)
-    await page.get_by_label("密码").fill(next(u["password"] for u in WEB_USERS if u["username"] == username))
-    await page.get_by_role("button", name="登录").click()
-    await page.wait_for_url(f"**{LANDING[username]}")
-    return watched
+    password = next(u["password"] for u in WEB_USERS if u["username"] == username)
+    return await pages_open_as(browser, base_url, username, width, password=password, lands=LANDING[username])
 
 
 def watch_text(page: Page, selector: str, text: str) -> Any:
@@ -97,7 +89,7 @@ async def seed_caller(line: Hotline, number: str) -> int:
 
 
 async def test_the_desk_pops_the_callers_open_order_within_a_second_and_dispatches_the_new_one(
-        hotline: Hotline, chromium_browser: Browser, shots: Path) -> None:  # noqa: F811
+        hotline: Hotline, chromium_browser: Browser, shots: Path) -> None:
     line, number = hotline, "13912340001"
     open_order = await seed_caller(line, number)
     await line.engine.login("1001")
@@ -149,7 +141,7 @@ async def test_the_desk_pops_the_callers_open_order_within_a_second_and_dispatch
 
 
 async def test_one_click_attaches_the_call_to_the_running_outages_order(
-        hotline: Hotline, chromium_browser: Browser, shots: Path) -> None:  # noqa: F811
+        hotline: Hotline, chromium_browser: Browser, shots: Path) -> None:
     """An outage in the caller's area has its order already (its first caller's): the desk
     attaches this call to it in one click; the call's end opens no other order."""
     from callcenter.workorders.models import WorkOrderCall
@@ -209,7 +201,7 @@ async def _closed(line: Hotline, call_id: str) -> bool:
         call = await session.get(Call, call_id)
     return call is not None and call.closed
 async def test_the_wallboard_counts_a_caller_within_a_second_and_drops_them_when_answered(
-        hotline: Hotline, chromium_browser: Browser, shots: Path) -> None:  # noqa: F811
+        hotline: Hotline, chromium_browser: Browser, shots: Path) -> None:
     line = hotline
     await line.engine.login("1001")
     await line.engine.pause("1001", "meeting")
@@ -242,7 +234,7 @@ async def test_the_wallboard_counts_a_caller_within_a_second_and_drops_them_when
 
 
 async def test_the_supervisor_listens_from_the_grid_and_their_own_phone_is_rung(
-        hotline: Hotline, chromium_browser: Browser, shots: Path) -> None:  # noqa: F811
+        hotline: Hotline, chromium_browser: Browser, shots: Path) -> None:
     line = hotline
     await line.engine.login("1001")
     agent = await start_agent(line, "1001", hangup_after_ms=60_000)
@@ -298,7 +290,7 @@ async def _own_hotline(rig: AsteriskRig, tmp_path: Path) -> AsyncIterator[Any]:
 
 
 async def test_the_desk_comes_back_by_itself_when_the_hotline_is_rebuilt_under_it(
-        rig: AsteriskRig, tmp_path: Path, chromium_browser: Browser, shots: Path) -> None:  # noqa: F811
+        rig: AsteriskRig, tmp_path: Path, chromium_browser: Browser, shots: Path) -> None:
     async with _own_hotline(rig, tmp_path) as settings:
         async with build_hotline(settings) as first:
             await first.engine.login("1001")

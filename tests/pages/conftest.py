@@ -2,14 +2,11 @@
 and work orders in several states for a field unit."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, async_playwright
 
 from callcenter.calls.models import Call
 from callcenter.pages import http as pages_http
@@ -66,25 +63,3 @@ async def hotline(settings, sessionmaker, redis_client) -> Hotline:
         "meter": await _seed_order(app, sessionmaker, "call-meter", "13800000003", "ic_meter", "东湖小区 5 栋", [d]),
     }
     return Hotline(app, orders)
-
-
-CHROMIUM = "/usr/bin/chromium"     # Debian's, never a downloaded one
-
-
-@pytest.fixture(scope="session")
-def shots(pytestconfig: pytest.Config) -> Path:
-    """Where the browser tests save their screenshots."""
-    folder = Path(pytestconfig.rootpath) / "var" / "test-results" / "pages"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-@pytest.fixture
-async def chromium_browser() -> AsyncIterator[Browser]:
-    """Debian's Chromium, headless; audio may play without a click (the QA player's tests)."""
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required"])
-        yield chromium
-        await chromium.close()

@@ -44,16 +44,19 @@ class Watched:
             self.errors.append(f"{message.type}: {message.text} ({message.location.get('url')})")
 
 
-async def open_as(browser: Browser, base_url: str, username: str, width: str) -> Watched:
+async def open_as(browser: Browser, base_url: str, username: str, width: str = "desktop", *,
+                  password: str | None = None, lands: str | None = None) -> Watched:
+    """Log in on the page as a person does (the tests' own users by default) and wait for the
+    role's landing page."""
     w, h = WIDTHS[width]
     context = await browser.new_context(viewport={"width": w, "height": h}, base_url=base_url, locale="zh-CN")
     watched = Watched(await context.new_page())
     page = watched.page
     await page.goto("/login")
     await page.get_by_label("用户名").fill(username)
-    await page.get_by_label("密码").fill(PASSWORDS[username])
+    await page.get_by_label("密码").fill(password or PASSWORDS[username])
     await page.get_by_role("button", name="登录").click()
-    await page.wait_for_url(f"**{LANDING.get(username, '/unit')}")
+    await page.wait_for_url(f"**{lands or LANDING.get(username, '/unit')}")
     return watched
 
 

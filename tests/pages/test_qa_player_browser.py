@@ -18,9 +18,8 @@ from sqlalchemy import select
 from callcenter.qa.models import Assignment, Dispute, Review
 from callcenter.web import access, users
 from tests.conftest import fresh_sqlite
-from tests.pages.conftest import PASSWORDS
 from tests.pages.qa_call import add_recorded_call, with_qa_routes
-from tests.pages.test_pages_browser import WIDTHS, Watched, no_sideways_scroll
+from tests.pages.test_pages_browser import Watched, no_sideways_scroll, open_as
 
 QA2_PASSWORD = "qa2-password-1"
 LANDS = {"qa": "/qa", "qa2": "/qa", "agent": "/agent"}
@@ -56,16 +55,8 @@ async def base_url(aiohttp_server, hotline, recorded) -> str:
 
 
 async def sign_in(browser: Browser, base_url: str, username: str, width: str = "desktop") -> Watched:
-    w, h = WIDTHS[width]
-    context = await browser.new_context(viewport={"width": w, "height": h}, base_url=base_url, locale="zh-CN")
-    watched = Watched(await context.new_page())
-    page = watched.page
-    await page.goto("/login")
-    await page.get_by_label("用户名").fill(username)
-    await page.get_by_label("密码").fill(QA2_PASSWORD if username == "qa2" else PASSWORDS[username])
-    await page.get_by_role("button", name="登录").click()
-    await page.wait_for_url(f"**{LANDS[username]}")
-    return watched
+    return await open_as(browser, base_url, username, width, password=QA2_PASSWORD if username == "qa2" else None,
+                         lands=LANDS[username])
 
 
 async def audio_at(page: Page) -> float:
